@@ -1,0 +1,337 @@
+"""The chat wire format of PROTOCOL.md, written once, and a sans-I/O connection.
+
+The frame layout is the `construct` struct FRAME; nothing else in the project packs or
+parses frames by hand. `Connection` holds one side's view of a conversation: feed it the
+bytes that arrived (`receive_data`), take events out (`next_event`), and turn events you
+want to send into bytes (`send`). It does no I/O, so it is tested without sockets, and it
+decides every protocol error (E-3) in one place.
+
+    conn = Connection(Role.SERVER)
+    conn.receive_data(sock.recv(4096))
+    while (event := conn.next_event()) is not NEED_DATA:
+        ...                                  # Hello, Message, Quit, Error, ConnectionClosed
+    sock.sendall(conn.send(Hello("HostA")))
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+from dataclasses import dataclass
+from typing import Final
+
+from construct import Bytes, GreedyBytes, Int8ub, Int16ub, Rebuild, Struct, len_, this
+
+# --- the layout (W-1, W-2, W-6) ----------------------------------------------------------
+
+FRAME = Struct(
+    "type" / Int8ub,
+    "length" / Rebuild(Int16ub, len_(this.payload)),
+    "payload" / Bytes(this.length),
+)
+HEADER = Struct(*FRAME.subcons[:2])  # the first two fields alone, to decide at the header
+HEADER_SIZE: Final = HEADER.sizeof()
+ERROR_BODY = Struct("code" / Int8ub, "reason" / GreedyBytes)
+
+MAX_PAYLOAD: Final = 2000  # W-4
+HANDLE_MAX: Final = 10  # T-1, in code points
+MESSAGE_MAX: Final = 500  # T-3, in code points
+REASON_MAX: Final = 200  # W-6, in bytes
+
+
+class FrameType(enum.IntEnum):
+    HELLO = 0x48
+    MESSAGE = 0x4D
+    QUIT = 0x51
+    ERROR = 0x45
+
+
+# W-3: the payload lengths each type may declare, (least, most).
+PAYLOAD_LIMITS: Final = {
+    FrameType.HELLO: (0, 4 * HANDLE_MAX),
+    FrameType.MESSAGE: (0, MAX_PAYLOAD),
+    FrameType.QUIT: (0, 0),
+    FrameType.ERROR: (1, 1 + REASON_MAX),
+}
+
+
+class ErrorCode(enum.IntEnum):
+    BUSY = 1
+    MALFORMED = 2
+    UNEXPECTED = 3
+    BAD_HANDLE = 4
+    TIMEOUT = 5
+
+
+def error_name(code: int) -> str:
+    """The E-1 name of an error code; receivers accept codes they do not know (W-6)."""
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return "UNKNOWN"
+
+
+# --- text rules (T-1 .. T-4) -------------------------------------------------------------
+# Each check returns None, or the phrase that both programs show ("Invalid handle: it
+# contains '>'.") and send as an ERROR reason ("handle contains '>'").
+
+
+def is_control(ch: str) -> bool:
+    """T-2: U+0000-U+001F and U+007F-U+009F."""
+    return ch <= "\x1f" or "\x7f" <= ch <= "\x9f"
+
+
+def decode_text(raw: bytes) -> str | None:
+    """Strict UTF-8 (T-4), or None. Python's codec already refuses overlongs and surrogates."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def handle_problem(text: str) -> str | None:
+    if not text:
+        return "is empty"
+    if len(text) > HANDLE_MAX:
+        return f"is longer than {HANDLE_MAX} characters"
+    if any(map(is_control, text)):
+        return "contains control characters"
+    if any(ch.isspace() for ch in text):
+        return "contains whitespace"
+    if ">" in text:
+        return "contains '>'"
+    return None
+
+
+def message_problem(text: str) -> str | None:
+    if not text:
+        return "is empty"
+    if len(text) > MESSAGE_MAX:
+        return f"is longer than {MESSAGE_MAX} characters"
+    if any(map(is_control, text)):
+        return "contains control characters"
+    return None
+
+
+NOT_UTF8: Final = "is not valid UTF-8"
+
+
+def _question_mark(err: UnicodeError) -> tuple[str, int]:
+    assert isinstance(err, UnicodeDecodeError)
+    return "?", err.end
+
+
+codecs.register_error("chatwire.question-mark", _question_mark)
+
+
+def printable(raw: bytes) -> str:
+    """S-13: text for the terminal, each invalid sequence and control character as '?'."""
+    text = raw.decode("utf-8", errors="chatwire.question-mark")
+    return "".join("?" if is_control(ch) else ch for ch in text)
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hello:
+    handle: str
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+
+
+@dataclass(frozen=True)
+class Quit:
+    pass
+
+
+@dataclass(frozen=True)
+class Error:
+    code: int
+    reason: str  # received: already sanitised for display (S-13)
+
+
+@dataclass(frozen=True)
+class ConnectionClosed:
+    """The peer's end of the stream: clean after QUIT or ERROR, a lost connection otherwise."""
+
+
+Event = Hello | Message | Quit | Error | ConnectionClosed
+
+
+class _NeedData:
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = _NeedData()
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol: send Error(code, reason) and close (E-2)."""
+
+    def __init__(self, code: ErrorCode, reason: str) -> None:
+        super().__init__(f"{code.name}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class LocalProtocolError(Exception):
+    """We tried to send something the protocol does not allow: a bug in the caller."""
+
+
+# --- the state machine (PROTOCOL.md section 4) -------------------------------------------
+
+
+class Role(enum.Enum):
+    CLIENT = "client"
+    SERVER = "server"
+
+
+class State(enum.Enum):
+    START = enum.auto()
+    HELLO_SENT = enum.auto()
+    CLIENT_TURN = enum.auto()
+    SERVER_TURN = enum.auto()
+    BROKEN = enum.auto()  # the peer broke the protocol; we may only send ERROR
+    CLOSED = enum.auto()
+
+
+C, S = Role.CLIENT, Role.SERVER
+_ACTIVE = (State.START, State.HELLO_SENT, State.CLIENT_TURN, State.SERVER_TURN)
+
+TRANSITIONS: Final[dict[tuple[State, Role, FrameType], State]] = {
+    (State.START, C, FrameType.HELLO): State.HELLO_SENT,
+    (State.HELLO_SENT, S, FrameType.HELLO): State.CLIENT_TURN,
+    (State.HELLO_SENT, C, FrameType.QUIT): State.CLOSED,
+    (State.CLIENT_TURN, C, FrameType.MESSAGE): State.SERVER_TURN,
+    (State.SERVER_TURN, S, FrameType.MESSAGE): State.CLIENT_TURN,
+    **{(st, r, FrameType.QUIT): State.CLOSED for st in (State.CLIENT_TURN, State.SERVER_TURN) for r in (C, S)},
+    **{(st, r, FrameType.ERROR): State.CLOSED for st in (*_ACTIVE, State.BROKEN) for r in (C, S)},
+}
+
+
+def _unexpected_reason(state: State, ftype: FrameType) -> str:
+    if state in (State.START, State.HELLO_SENT):
+        return f"{ftype.name} before HELLO"
+    if ftype is FrameType.HELLO:
+        return "second HELLO"
+    return f"{ftype.name} out of turn"
+
+
+class Connection:
+    """One side of one conversation, without I/O."""
+
+    def __init__(self, our_role: Role) -> None:
+        self.our_role = our_role
+        self.their_role = S if our_role is C else C
+        self.state = State.START
+        self._buffer = bytearray()
+        self._eof = False
+        self._closed_reported = False
+
+    # -- receiving
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes from the peer; b"" means the peer closed. Drain next_event() after each call,
+        which keeps at most one partial frame buffered (W-5)."""
+        if data:
+            if self.state in _ACTIVE:
+                self._buffer += data  # after QUIT/ERROR/violation input is ignored (W-8)
+        else:
+            self._eof = True
+
+    def next_event(self) -> Event | _NeedData:
+        """The next complete event, NEED_DATA, or ProtocolError (after which only send(Error) is allowed)."""
+        if self.state in _ACTIVE and len(self._buffer) >= HEADER_SIZE:
+            header = HEADER.parse(self._buffer)
+            ftype = self._check_header(header.type, header.length)
+            size = HEADER_SIZE + header.length
+            if len(self._buffer) >= size:
+                frame = FRAME.parse(self._buffer[:size])
+                del self._buffer[:size]
+                event = self._decode_payload(ftype, frame.payload)
+                self.state = TRANSITIONS[self.state, self.their_role, ftype]
+                if self.state is State.CLOSED:
+                    self._buffer.clear()  # W-8
+                return event
+        if self._eof and not self._closed_reported:
+            self._closed_reported = True
+            if self.state is not State.BROKEN:
+                self.state = State.CLOSED
+            self._buffer.clear()
+            return ConnectionClosed()
+        return NEED_DATA
+
+    def _fail(self, code: ErrorCode, reason: str) -> ProtocolError:
+        self.state = State.BROKEN
+        self._buffer.clear()
+        return ProtocolError(code, reason)
+
+    def _check_header(self, type_byte: int, length: int) -> FrameType:
+        """E-3 steps 1-3, decided before any payload byte is needed (W-4)."""
+        try:
+            ftype = FrameType(type_byte)
+        except ValueError:
+            raise self._fail(ErrorCode.MALFORMED, f"unknown frame type 0x{type_byte:02x}") from None
+        least, most = PAYLOAD_LIMITS[ftype]
+        if length > most:
+            raise self._fail(ErrorCode.MALFORMED, f"declared length {length} exceeds {most} for {ftype.name}")
+        if length < least:
+            raise self._fail(ErrorCode.MALFORMED, f"declared length {length} is below {least} for {ftype.name}")
+        if (self.state, self.their_role, ftype) not in TRANSITIONS:
+            raise self._fail(ErrorCode.UNEXPECTED, _unexpected_reason(self.state, ftype))
+        return ftype
+
+    def _decode_payload(self, ftype: FrameType, payload: bytes) -> Event:
+        """E-3 steps 4-5."""
+        if ftype is FrameType.QUIT:
+            return Quit()
+        if ftype is FrameType.ERROR:
+            body = ERROR_BODY.parse(payload)
+            return Error(body.code, printable(body.reason))
+        text = decode_text(payload)
+        noun = "handle" if ftype is FrameType.HELLO else "message"
+        if text is None:
+            raise self._fail(ErrorCode.MALFORMED, f"{noun} {NOT_UTF8}")
+        if ftype is FrameType.HELLO:
+            if problem := handle_problem(text):
+                raise self._fail(ErrorCode.BAD_HANDLE, f"handle {problem}")
+            return Hello(text)
+        if problem := message_problem(text):
+            raise self._fail(ErrorCode.MALFORMED, f"message {problem}")
+        return Message(text)
+
+    # -- sending
+
+    def send(self, event: Hello | Message | Quit | Error) -> bytes:
+        """The bytes for an event we send; LocalProtocolError if the protocol does not allow it."""
+        ftype, payload = _encode_payload(event)
+        key = (self.state, self.our_role, ftype)
+        if key not in TRANSITIONS:
+            raise LocalProtocolError(f"{self.our_role.value} may not send {ftype.name} in {self.state.name}")
+        self.state = TRANSITIONS[key]
+        return FRAME.build({"type": ftype, "payload": payload})
+
+
+def _encode_payload(event: Hello | Message | Quit | Error) -> tuple[FrameType, bytes]:
+    match event:
+        case Hello(handle):
+            if problem := handle_problem(handle):
+                raise LocalProtocolError(f"handle {problem}")
+            return FrameType.HELLO, handle.encode()
+        case Message(text):
+            if problem := message_problem(text):
+                raise LocalProtocolError(f"message {problem}")
+            return FrameType.MESSAGE, text.encode()
+        case Quit():
+            return FrameType.QUIT, b""
+        case Error(code, reason):
+            raw = reason.encode()
+            if len(raw) > REASON_MAX or any(map(is_control, reason)):
+                raise LocalProtocolError("an ERROR reason is at most 200 bytes without control characters")
+            return FrameType.ERROR, ERROR_BODY.build({"code": code, "reason": raw})
+    raise LocalProtocolError(f"not an event that can be sent: {event!r}")
