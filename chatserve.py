@@ -382,20 +382,19 @@ class Server:
         return self.peer is not None and self.peer.conn.state is State.SERVER_TURN
 
     def on_line(self, line: bytes | None) -> None:
-        if not self.operators_turn():
-            if self.peer and self.peer.established:
-                self.term.line("Not your turn; the line was not sent.")
-            else:
-                self.term.line("No client is connected; the line was not sent.")
-            return
-        assert self.peer is not None
         text, problem = typed_problem(line)
-        if text == QUIT_COMMAND:
-            self.quit_peer()
+        established = self.peer is not None and self.peer.established
+        if text == QUIT_COMMAND and established:
+            self.quit_peer()  # F-3: in or out of turn
+        elif not established:
+            self.term.line("No client is connected; the line was not sent.")
+        elif not self.operators_turn():
+            self.term.line("Not your turn; the line was not sent.")
         elif problem:
             self.term.line(f"Message not sent: it {problem}.")
             self.term.prompt(f"{self.handle}> ")
         else:
+            assert self.peer is not None
             try:
                 send_frame(self.peer.sock, self.peer.conn.send(Message(text)))
             except PeerGone:

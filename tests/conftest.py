@@ -1,7 +1,51 @@
-"""Shared test set-up: the project root on sys.path, so tests import chatwire and vectors."""
+"""Fixtures for the end-to-end tests: real programs, started and always stopped."""
 
-import sys
-from pathlib import Path
+from __future__ import annotations
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from procs import CLIENT_BUILDS, Client, Listener, Screen, Server
+
+
+@pytest.fixture(params=sorted(CLIENT_BUILDS))
+def build(request: pytest.FixtureRequest) -> str:
+    """Each end-to-end test runs against the plain client and the ASan/UBSan build."""
+    if not CLIENT_BUILDS[request.param].exists():
+        pytest.fail(f"{CLIENT_BUILDS[request.param]} is missing: run ./compileall")
+    return request.param
+
+
+@pytest.fixture
+def screens() -> Iterator[list[Screen]]:
+    """Every program a test starts; all are stopped afterwards, whatever happened."""
+    started: list[Screen] = []
+    yield started
+    for screen in started:
+        screen.stop()
+
+
+@pytest.fixture
+def server(screens: list[Screen]) -> Callable[..., Server]:
+    def start(*args: str) -> Server:
+        screens.append(proc := Server(*args))
+        return proc
+
+    return start
+
+
+@pytest.fixture
+def client(screens: list[Screen], build: str) -> Callable[..., Client]:
+    def start(port: int | str, host: str = "127.0.0.1", *, build_name: str = build) -> Client:
+        screens.append(proc := Client(build_name, host, port))
+        return proc
+
+    return start
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    lst = Listener()
+    yield lst
+    lst.close()

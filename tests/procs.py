@@ -1,0 +1,185 @@
+"""The real programs in pseudo-terminals (pexpect), and scripted peers on real loopback TCP.
+
+Every wait is on something observable (a line on a screen, a frame, an exit) with a timeout;
+nothing sleeps to synchronise.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pexpect
+
+import chatwire
+from chatwire import NEED_DATA, Connection, Event, Role
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 15  # seconds for any one expected thing; generous for sanitizer builds on a busy machine
+
+CLIENT_BUILDS = {"plain": ROOT / "chatclient", "asan": ROOT / "build" / "chatclient-asan"}
+# A sanitizer finding ends the client with a status no test expects (99/98), so it cannot pass.
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "exitcode=99:detect_leaks=1:abort_on_error=0",
+    "UBSAN_OPTIONS": "halt_on_error=1:exitcode=98:print_stacktrace=1",
+}
+
+HANDLE_PROMPT = "Enter client handle (length 10 or less): "
+DROPPED = "The client has dropped the connection..."
+YOU_CLOSED = "You have closed the connection..."
+SERVER_CLOSED = "The server has closed the connection..."
+LOST = "chatclient: the connection to the server was lost"
+
+
+class Screen:
+    """A program in a pseudo-terminal, with everything it has shown kept as a transcript."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self._log = io.StringIO()
+        self.child = pexpect.spawn(
+            argv[0], argv[1:], cwd=str(ROOT), env={**os.environ, **(env or {})},
+            encoding="utf-8", codec_errors="replace", timeout=TIMEOUT, dimensions=(24, 200),
+        )
+        self.child.logfile_read = self._log
+
+    @property
+    def transcript(self) -> str:
+        return self._log.getvalue().replace("\r\n", "\n")
+
+    def expect_line(self, text: str) -> None:
+        self.child.expect_exact(text + "\r\n")
+
+    def expect_prompt(self, text: str) -> None:
+        self.child.expect_exact(text)
+
+    def expect_re(self, pattern: str) -> re.Match[str]:
+        self.child.expect(pattern)
+        return self.child.match
+
+    def type(self, line: str) -> None:
+        self.child.sendline(line)
+
+    def interrupt(self) -> None:
+        self.child.sendintr()
+
+    def end_input(self) -> None:
+        self.child.sendeof()
+
+    def wait_exit(self) -> int:
+        """The exit status, or -N when killed by signal N."""
+        self.child.expect(pexpect.EOF)
+        self.child.close()
+        if self.child.signalstatus is not None:
+            return -self.child.signalstatus
+        return self.child.exitstatus
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.child.isalive():
+            self.child.kill(sig)
+
+    def stop(self) -> None:
+        if self.child.isalive():
+            self.child.terminate(force=True)
+        self.child.close()
+
+
+class Server(Screen):
+    def __init__(self, *args: str) -> None:
+        # The system python3: chatserve.py must re-execute itself under .venv (S-2).
+        super().__init__(["python3", str(ROOT / "chatserve.py"), "0", *args])
+        self.port = int(self.expect_re(r"Listening on port (\d+)\.\.\.\r\n").group(1))
+
+    def expect_established(self) -> tuple[str, int]:
+        match = self.expect_re(r"Established connection with \('([^']*)', (\d+)\)\.\.\.\r\n")
+        return match.group(1), int(match.group(2))
+
+
+class Client(Screen):
+    def __init__(self, build: str, host: str, port: int | str) -> None:
+        env = SANITIZER_ENV if build == "asan" else None
+        super().__init__([str(CLIENT_BUILDS[build]), host, str(port)], env)
+
+    def enter_handle(self, handle: str) -> None:
+        self.expect_prompt(HANDLE_PROMPT)
+        self.type(handle)
+
+
+class Peer:
+    """A scripted peer on a real loopback socket, speaking through chatwire."""
+
+    def __init__(self, sock: socket.socket, role: Role) -> None:
+        self.sock = sock
+        self.sock.settimeout(TIMEOUT)
+        self.conn = Connection(role)
+
+    def send(self, event: chatwire.Hello | chatwire.Message | chatwire.Quit | chatwire.Error) -> None:
+        self.sock.sendall(self.conn.send(event))
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def receive(self) -> Event:
+        """The next event (ProtocolError if the other side breaks the protocol)."""
+        while (event := self.conn.next_event()) is NEED_DATA:
+            try:
+                data = self.sock.recv(4096)
+            except ConnectionResetError:
+                data = b""
+            self.conn.receive_data(data)
+        return event
+
+    def receive_bytes_until_closed(self) -> bytes:
+        chunks = []
+        while data := self.sock.recv(4096):
+            chunks.append(data)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def connect(port: int, host: str = "127.0.0.1") -> Peer:
+    return Peer(socket.create_connection((host, port), timeout=TIMEOUT), Role.CLIENT)
+
+
+class Listener:
+    """A scripted server: listens on a free loopback port and accepts one client at a time."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.create_server((host, 0), family=family)
+        self.sock.settimeout(TIMEOUT)
+        self.port = self.sock.getsockname()[1]
+
+    def accept(self) -> Peer:
+        sock, _ = self.sock.accept()
+        return Peer(sock, Role.SERVER)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def free_port() -> int:
+    """A loopback port that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, in clock ticks, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def wait_until(predicate, timeout: float = TIMEOUT, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
