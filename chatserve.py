@@ -480,7 +480,7 @@ def main(argv: list[str]) -> int:
     try:
         listener = listen(args.port)
     except OSError as exc:
-        print(f"chatserve: cannot listen on port {args.port}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"chatserve: cannot listen on port {args.port}: {os.strerror(exc.errno) if exc.errno else exc}", file=sys.stderr)
         return 1
     term = Terminal(sys.stdout)
     term.line(f"Listening on port {listener.getsockname()[1]}...")

@@ -133,6 +133,12 @@ class Peer:
             self.conn.receive_data(data)
         return event
 
+    def receive_exactly(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size and (chunk := self.sock.recv(size - len(data))):
+            data += chunk
+        return data
+
     def receive_bytes_until_closed(self) -> bytes:
         chunks = []
         while data := self.sock.recv(4096):

@@ -3,7 +3,6 @@ over real TCP on loopback (PROTOCOL.md sections 5, 6 and 8)."""
 
 from __future__ import annotations
 
-import re
 import signal
 
 import pytest
