@@ -37,6 +37,7 @@ import contextlib  # noqa: E402
 import selectors  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
+import termios  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from typing import NoReturn, TextIO  # noqa: E402
@@ -342,6 +343,7 @@ class Server:
         self.peer = None
         if peer.established:
             self.term.line(DROPPED)
+            self.discard_typing()
 
     def fail(self, exc: ProtocolError) -> None:
         """E-2, S-10, S-11: the client broke the protocol (or timed out): ERROR, then close."""
@@ -352,6 +354,8 @@ class Server:
         self.linger(peer.sock)
         self.term.line(f"Closed the connection with {peer.address}: "
                        f"sent ERROR {exc.code} {exc.code.name} ({exc.reason})...")
+        if peer.established:
+            self.discard_typing()
 
     def quit_peer(self) -> None:
         """S-9, S-12: the operator ends the conversation."""
@@ -361,6 +365,7 @@ class Server:
             send_frame(peer.sock, peer.conn.send(Quit()))
         self.linger(peer.sock)
         self.term.line(YOU_CLOSED)
+        self.discard_typing()
 
     # -- the operator
 
@@ -377,6 +382,12 @@ class Server:
         self.term.line_entered()
         for line in self.lines.feed(data):
             self.on_line(line)
+
+    def discard_typing(self) -> None:
+        """S-9: a line half typed to a client that has gone must not become the next client's
+        first message, so the terminal's pending input is thrown away."""
+        if os.isatty(self.term_in):
+            termios.tcflush(self.term_in, termios.TCIFLUSH)
 
     def operators_turn(self) -> bool:
         return self.peer is not None and self.peer.conn.state is State.SERVER_TURN
@@ -480,7 +491,8 @@ def main(argv: list[str]) -> int:
     try:
         listener = listen(args.port)
     except OSError as exc:
-        print(f"chatserve: cannot listen on port {args.port}: {os.strerror(exc.errno) if exc.errno else exc}", file=sys.stderr)
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)  # create_server adds the address
+        print(f"chatserve: cannot listen on port {args.port}: {reason}", file=sys.stderr)
         return 1
     term = Terminal(sys.stdout)
     term.line(f"Listening on port {listener.getsockname()[1]}...")

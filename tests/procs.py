@@ -45,6 +45,10 @@ class Screen:
             argv[0], argv[1:], cwd=str(ROOT), env={**os.environ, **(env or {})},
             encoding="utf-8", codec_errors="replace", timeout=TIMEOUT, dimensions=(24, 200),
         )
+        # Tests wait for each prompt before typing, so pexpect's safety delay only costs time.
+        self.child.delaybeforesend = None
+        self.child.delayafterclose = 0.01
+        self.child.delayafterterminate = 0.01
         self.child.logfile_read = self._log
 
     @property
@@ -131,6 +135,8 @@ class Peer:
             except ConnectionResetError:
                 data = b""
             self.conn.receive_data(data)
+        if isinstance(event, chatwire.ConnectionClosed):
+            self.sock.close()  # as a real peer would, so the other side's drain (W-7) ends now
         return event
 
     def receive_exactly(self, size: int) -> bytes:
@@ -143,6 +149,7 @@ class Peer:
         chunks = []
         while data := self.sock.recv(4096):
             chunks.append(data)
+        self.sock.close()
         return b"".join(chunks)
 
     def close(self) -> None:

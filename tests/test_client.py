@@ -1,0 +1,192 @@
+"""The real ./chatclient against scripted servers on real loopback TCP: golden bytes,
+segmentation, every error code both ways, lost connections, its command line
+(PROTOCOL.md sections 3, 6 and 7)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+import vectors
+from chatwire import ConnectionClosed, Error, ErrorCode, Hello, Message, Quit
+from procs import CLIENT_BUILDS, LOST, SANITIZER_ENV, SERVER_CLOSED, Listener, free_port
+
+HELLO_HOSTA = vectors.by_name("hello-hosta").data
+
+
+def start(client, listener: Listener, handle: str = "Chris"):
+    """A client connected to the scripted server, which has received its HELLO."""
+    cli = client(listener.port)
+    cli.enter_handle(handle)
+    peer = listener.accept()
+    assert peer.receive() == Hello(handle)
+    return cli, peer
+
+
+def in_conversation(client, listener: Listener):
+    """The client has sent "test" and waits for the server's turn."""
+    cli, peer = start(client, listener)
+    peer.send(Hello("HostA"))
+    cli.expect_prompt("Chris> ")
+    cli.type("test")
+    assert peer.receive() == Message("test")
+    return cli, peer
+
+
+def test_golden_bytes_of_the_example_session(client, listener: Listener) -> None:
+    cli = client(listener.port)
+    cli.enter_handle("Chris")
+    peer = listener.accept()
+    assert peer.receive_exactly(8) == vectors.by_name("hello-chris").data
+    peer.send_raw(HELLO_HOSTA)
+    cli.expect_prompt("Chris> ")
+    cli.type("test")
+    assert peer.receive_exactly(7) == vectors.by_name("message-test").data
+    peer.send_raw(vectors.by_name("message-hello").data)
+    cli.expect_line("HostA> hello")
+    cli.expect_prompt("Chris> ")
+    cli.type("\\quit")
+    assert peer.receive_bytes_until_closed() == vectors.by_name("quit").data
+    assert cli.wait_exit() == 0
+
+
+@pytest.mark.parametrize("delivery", ["bytewise", "split-header", "coalesced"])
+def test_frames_are_reassembled_however_they_are_segmented(client, listener: Listener, delivery: str) -> None:
+    cli, peer = start(client, listener)
+    peer.send(Hello("HostA"))  # the scripted side's state; the bytes go out raw below
+    cli.expect_prompt("Chris> ")
+    cli.type("test")
+    assert peer.receive() == Message("test")
+    frames = peer.conn.send(Message("one")) + vectors.by_name("quit").data
+    if delivery == "bytewise":
+        for i in range(len(frames)):
+            peer.send_raw(frames[i : i + 1])
+    elif delivery == "split-header":
+        peer.send_raw(frames[:2])
+        peer.send_raw(frames[2:])
+    else:
+        peer.send_raw(frames)
+    cli.expect_line("HostA> one")
+    cli.expect_line(SERVER_CLOSED)
+    assert cli.wait_exit() == 0
+
+
+def test_server_quit_ends_with_status_0(client, listener: Listener) -> None:
+    cli, peer = in_conversation(client, listener)
+    peer.send(Quit())
+    cli.expect_line(SERVER_CLOSED)
+    assert cli.wait_exit() == 0
+
+
+@pytest.mark.parametrize(
+    ("code", "description"),
+    [
+        (1, "the server is busy with another client"),
+        (2, "the server got a malformed frame"),
+        (3, "the server got an unexpected frame"),
+        (4, "the server rejected the handle"),
+        (5, "the server timed out waiting for HELLO"),
+        (77, "unknown error code"),
+    ],
+)
+def test_each_error_code_received_is_one_line_and_exit_4(client, listener: Listener, code: int,
+                                                          description: str) -> None:
+    cli, peer = start(client, listener)
+    peer.send_raw(bytes([0x45, 0, 9, code]) + b"why\x1b[2J\xff")
+    name = ErrorCode(code).name if code <= 5 else "UNKNOWN"
+    cli.expect_line(f"chatclient: server sent ERROR {code} {name} ({description}): why?[2J?")
+    assert cli.wait_exit() == 4
+    assert "\x1b" not in cli.transcript
+
+
+MALFORMED_FROM_SERVER = [v.name for v in vectors.load() if v.error == "MALFORMED" and v.data[0] == 0x4D]
+
+
+@pytest.mark.parametrize("name", MALFORMED_FROM_SERVER)
+def test_malformed_messages_get_error_malformed_and_exit_5(client, listener: Listener, name: str) -> None:
+    cli, peer = in_conversation(client, listener)
+    peer.send_raw(vectors.by_name(name).data)
+    event = peer.receive()
+    assert isinstance(event, Error) and event.code == ErrorCode.MALFORMED
+    assert peer.receive() == ConnectionClosed()
+    cli.expect_re(r"chatclient: protocol error: sent ERROR 2 MALFORMED \([^\r\n]*\)\r\n")
+    assert cli.wait_exit() == 5
+    assert "\x1b" not in cli.transcript and "\x9b" not in cli.transcript
+
+
+@pytest.mark.parametrize(
+    ("frames", "code"),
+    [
+        (["message-test"], ErrorCode.UNEXPECTED),  # a MESSAGE before the server's HELLO
+        (["hello-hosta", "hello-hosta"], ErrorCode.UNEXPECTED),  # a second HELLO
+        (["hello-gt"], ErrorCode.BAD_HANDLE),
+        (["hello-11-ascii"], ErrorCode.BAD_HANDLE),
+        (["type-unknown"], ErrorCode.MALFORMED),
+        (["hello-len-41"], ErrorCode.MALFORMED),
+    ],
+)
+def test_bad_handshakes_get_the_matching_error(client, listener: Listener, frames: list[str],
+                                               code: ErrorCode) -> None:
+    cli, peer = start(client, listener)
+    peer.send_raw(b"".join(vectors.by_name(n).data for n in frames))
+    event = peer.receive()
+    assert isinstance(event, Error) and event.code == code, event
+    assert peer.receive() == ConnectionClosed()
+    cli.expect_re(rf"chatclient: protocol error: sent ERROR {int(code)} {code.name} \([^\r\n]*\)\r\n")
+    assert cli.wait_exit() == 5
+
+
+def test_a_message_out_of_turn_is_unexpected(client, listener: Listener) -> None:
+    cli, peer = start(client, listener)
+    peer.send_raw(HELLO_HOSTA + vectors.by_name("message-hello").data)  # the client's turn, not the server's
+    event = peer.receive()
+    assert isinstance(event, Error) and event.code == ErrorCode.UNEXPECTED
+    assert peer.receive() == ConnectionClosed()
+    assert cli.wait_exit() == 5
+
+
+@pytest.mark.parametrize("how", ["clean-eof", "mid-frame"])
+def test_a_lost_connection_is_one_line_and_exit_6(client, listener: Listener, how: str) -> None:
+    cli, peer = in_conversation(client, listener)
+    if how == "mid-frame":
+        peer.send_raw(vectors.by_name("message-hello").data[:5])
+    peer.close()
+    cli.expect_line(LOST)
+    assert cli.wait_exit() == 6
+
+
+def test_connection_refused_is_one_line_and_exit_3(client) -> None:
+    port = free_port()
+    cli = client(port)
+    cli.enter_handle("Chris")
+    cli.expect_re(rf"chatclient: cannot connect to 127\.0\.0\.1 port {port}: [^\r\n]+\r\n")
+    assert cli.wait_exit() == 3
+
+
+def test_end_of_input_at_the_handle_prompt_exits_0(client, listener: Listener) -> None:
+    cli = client(listener.port)
+    cli.expect_prompt("Enter client handle (length 10 or less): ")
+    cli.end_input()
+    assert cli.wait_exit() == 0
+
+
+def run_client(build: str, args: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = SANITIZER_ENV if build == "asan" else {}
+    return subprocess.run([str(CLIENT_BUILDS[build]), *args], input=stdin, capture_output=True, text=True,
+                          timeout=30, env={**os.environ, **env})
+
+
+@pytest.mark.parametrize("args", [[], ["localhost"], ["localhost", "0"], ["localhost", "65536"],
+                                  ["localhost", "12ab"], ["a", "1", "extra"]])
+def test_usage_errors_exit_2(build: str, args: list[str]) -> None:
+    result = run_client(build, args)
+    assert result.returncode == 2
+    assert result.stderr == "usage: chatclient HOST PORT\n"
+
+
+def test_an_invalid_handle_from_a_pipe_is_fatal(build: str, listener: Listener) -> None:
+    result = run_client(build, ["127.0.0.1", str(listener.port)], stdin="a b\n")
+    assert result.returncode == 2
+    assert result.stderr == "chatclient: invalid handle: it contains whitespace\n"
