@@ -190,3 +190,33 @@ def test_an_invalid_handle_from_a_pipe_is_fatal(build: str, listener: Listener) 
     result = run_client(build, ["127.0.0.1", str(listener.port)], stdin="a b\n")
     assert result.returncode == 2
     assert result.stderr == "chatclient: invalid handle: it contains whitespace\n"
+
+
+def test_a_script_on_stdin_is_sent_in_turn_and_in_order(build: str, listener: Listener) -> None:
+    env = {**os.environ, **(SANITIZER_ENV if build == "asan" else {})}
+    proc = subprocess.Popen([str(CLIENT_BUILDS[build]), "127.0.0.1", str(listener.port)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        proc.stdin.write("Chris\none\ntwo\n")  # all at once, before any turn
+        proc.stdin.close()
+        peer = listener.accept()
+        assert peer.receive() == Hello("Chris")
+        peer.send(Hello("HostA"))
+        assert peer.receive() == Message("one")
+        peer.send(Message("reply"))
+        assert peer.receive() == Message("two")
+        peer.send(Message("reply"))
+        assert peer.receive() == Quit()  # end of the script is \quit (C-8)
+        assert proc.wait(timeout=30) == 0
+        assert proc.stdout.read().endswith("HostA> reply\nChris> \n")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_sigterm_sends_quit_and_exits_143(client, listener: Listener) -> None:
+    cli, peer = in_conversation(client, listener)
+    cli.kill(15)
+    assert peer.receive() == Quit()
+    assert peer.receive() == ConnectionClosed()
+    assert cli.wait_exit() == 143
