@@ -377,7 +377,10 @@ class Server:
         if not data:
             for line in self.lines.finish():
                 self.on_line(line)
-            self.shut_down()
+            if self.peer and self.peer.established:
+                self.quit_peer()  # Ctrl-D in a conversation means \quit; a next one ends the server
+            else:
+                self.shut_down()
             return
         self.term.line_entered()
         for line in self.lines.feed(data):

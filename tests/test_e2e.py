@@ -183,16 +183,18 @@ def test_ctrl_c_on_the_server_sends_quit_and_exits_0(server, client) -> None:
     assert "Traceback" not in srv.transcript
 
 
-def test_end_of_input_on_the_server_sends_quit_and_exits_0(server, client) -> None:
+def test_ctrl_d_on_the_server_quits_the_conversation_and_a_second_one_exits(server, client) -> None:
     srv = server()
     cli = client(srv.port)
     converse(srv, cli)
     cli.type("bye?")
     srv.expect_prompt("HostA> ")
     srv.end_input()
-    assert srv.wait_exit() == 0
+    srv.expect_line(YOU_CLOSED)
     cli.expect_line(SERVER_CLOSED)
     assert cli.wait_exit() == 0
+    srv.end_input()  # no conversation now: end of input stops the server
+    assert srv.wait_exit() == 0
 
 
 def test_a_client_that_vanishes_is_noticed_while_the_operator_types(server, client) -> None:

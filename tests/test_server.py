@@ -193,3 +193,11 @@ def test_a_port_in_use_is_one_line_and_exit_1(server) -> None:
                             text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert result.returncode == 1
     assert result.stderr == f"chatserve: cannot listen on port {srv.port}: Address already in use\n"
+
+
+def test_end_of_input_with_no_conversation_exits_0() -> None:
+    result = subprocess.run(["python3", str(ROOT / "chatserve.py"), "0"], capture_output=True, text=True,
+                            timeout=30, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0
+    assert result.stderr == ""
+    assert result.stdout.startswith("Listening on port ") and result.stdout.count("\n") == 1
