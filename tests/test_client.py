@@ -220,3 +220,12 @@ def test_sigterm_sends_quit_and_exits_143(client, listener: Listener) -> None:
     assert peer.receive() == Quit()
     assert peer.receive() == ConnectionClosed()
     assert cli.wait_exit() == 143
+
+
+def test_no_server_hello_gets_timeout_and_exit_5(client, listener: Listener, monkeypatch) -> None:
+    monkeypatch.setenv("CHAT_HELLO_TIMEOUT", "0.3")
+    cli, peer = start(client, listener)
+    event = peer.receive()
+    assert event == Error(ErrorCode.TIMEOUT, "no HELLO within 0.3 s")
+    cli.expect_line("chatclient: protocol error: sent ERROR 5 TIMEOUT (no HELLO within 0.3 s)")
+    assert cli.wait_exit() == 5
