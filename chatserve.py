@@ -10,37 +10,22 @@ noticed even while the operator is typing. Frames come and go only through chatw
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
+import selectors
+import signal
+import socket
 import sys
+import termios
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn, TextIO
 
-HERE = Path(__file__).resolve().parent
-VENV = HERE / ".venv"
+import venvboot
 
-
-def _ensure_dependencies() -> None:
-    """S-2: run under the system python3 by re-executing under .venv when construct is missing."""
-    try:
-        import construct  # noqa: F401
-    except ImportError:
-        venv_python = VENV / "bin" / "python"
-        if venv_python.exists() and Path(sys.prefix).resolve() != VENV.resolve():
-            os.execv(venv_python, [str(venv_python), str(Path(__file__).resolve()), *sys.argv[1:]])
-        print("chatserve: the Python package 'construct' is missing; run ./compileall first", file=sys.stderr)
-        sys.exit(1)
-
-
-_ensure_dependencies()
-
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import selectors  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import termios  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import NoReturn, TextIO  # noqa: E402
+venvboot.ensure("construct", program="chatserve", argv0=[str(Path(__file__).resolve())])  # S-2
 
 from chatwire import (  # noqa: E402
     NEED_DATA,
