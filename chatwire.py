@@ -317,6 +317,13 @@ class Connection:
         return FRAME.build({"type": ftype, "payload": payload})
 
 
+def encode(event: Hello | Message | Quit | Error) -> bytes:
+    """The frame of an event regardless of any conversation's state (test peers use it to send
+    frames ahead of or against the turn); the text rules still apply."""
+    ftype, payload = _encode_payload(event)
+    return FRAME.build({"type": ftype, "payload": payload})
+
+
 def _encode_payload(event: Hello | Message | Quit | Error) -> tuple[FrameType, bytes]:
     match event:
         case Hello(handle):

@@ -1,0 +1,241 @@
+"""Fixtures of the conformance cases: the implementation under test and the scripted peer.
+
+A case that only reads (sends frames, checks answers, ends its own connection) shares one
+server process with the others; a case that could leave the server in a bad state asks for
+`fresh_server`. A shared server that died or misbehaved is replaced before the next case, so
+one crash never turns the rest into noise.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from chatwire import Hello, Role
+from conformance.checks import CaseFailure, ProgramDied
+from conformance.peer import WirePeer
+from conformance.plugin import PROGRAMS_KEY, VERDICT_KEY, WARNINGS_KEY, Options, case_id
+from conformance.programs import Program, free_port, listening, open_connections
+
+
+def substitute(argv: list[str], **values: object) -> list[str]:
+    """{host}, {port} and {handshake_timeout} in a command, replaced as plain text."""
+    out = []
+    for part in argv:
+        for name, value in values.items():
+            part = part.replace("{" + name + "}", str(value))
+        out.append(part)
+    return out
+
+
+class Context:
+    """What a case knows about its own run: options, warnings, the programs it watches."""
+
+    def __init__(self, item: pytest.Item, opts: Options) -> None:
+        self.item = item
+        self.opts = opts
+
+    @property
+    def case_id(self) -> str:
+        return case_id(self.item)
+
+    @property
+    def step(self) -> float:
+        return self.opts.step
+
+    def warn(self, reqs: str, what: str) -> None:
+        """A SHOULD is broken: the case goes on, and ends as WARN if nothing else fails."""
+        self.item.stash[WARNINGS_KEY].append((reqs, what))
+
+    def watch(self, program: Program) -> None:
+        """Show this program's screen if the case fails."""
+        self.item.stash[PROGRAMS_KEY].append(program)
+
+
+@pytest.fixture(scope="session")
+def opts(request: pytest.FixtureRequest) -> Options:
+    return request.config.conformance_options  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def ctx(request: pytest.FixtureRequest, opts: Options) -> Context:
+    return Context(request.node, opts)
+
+
+# --- server mode ----------------------------------------------------------------------------
+
+
+class ServerUnderTest:
+    """The server command started on a free port, or (with --attach) a running server."""
+
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.program: Program | None = None
+        self.handle = "HostA"  # the server's handle, learnt from its HELLO
+        if opts.attach:
+            self.host, self.port = opts.attach
+            return
+        self.host = opts.host
+        self.port = free_port(opts.host)
+        argv = substitute(opts.command, port=self.port, host=opts.host, handshake_timeout=opts.handshake_timeout)
+        self.program = Program("server", argv, opts.step)
+        self._wait_until_listening()
+
+    def _wait_until_listening(self) -> None:
+        assert self.program is not None
+        deadline = time.monotonic() + self.opts.step
+        while not listening(self.port):
+            if not self.program.alive():
+                raise ProgramDied("S-3", f"the server {self.program.exit_description()} before it listened "
+                                         f"on port {self.port}")
+            if time.monotonic() > deadline:
+                self.program.stop()
+                raise CaseFailure("S-3", f"the server did not listen on port {self.port} within {self.opts.step:g} s",
+                                  ["a socket listening on the port given for {port}"], "no listening socket")
+            time.sleep(0.01)  # polling /proc: there is no event to wait on for another process's listen()
+
+    def wait_until_idle(self) -> None:
+        """Until the server has closed every connection the case opened (or a step has passed), so
+        that the next case is not refused as BUSY by a connection the server has yet to notice."""
+        deadline = time.monotonic() + self.opts.step
+        while open_connections(self.port) and time.monotonic() < deadline:
+            time.sleep(0.005)  # polling /proc: another process's close() has no event to wait on
+
+    def connect(self, host: str | None = None) -> WirePeer:
+        return WirePeer.connect(host or self.host, self.port, self.opts.step, self.opts.quiet_period)
+
+    def handshake(self, handle: str = "Chris", host: str | None = None) -> WirePeer:
+        """A connection past HELLO; its failure is a plain CaseFailure (cases needing it are
+        marked so, and are BLOCKED when the handshake case itself fails)."""
+        peer = self.connect(host)
+        peer.send(Hello(handle))
+        reply = peer.expect("F-1 S-4", f"the server's answer to HELLO {handle!r}")
+        if not isinstance(reply, Hello):
+            raise CaseFailure("F-1 S-4", f"the server's answer to HELLO {handle!r}", ["HELLO"], str(reply))
+        self.handle = reply.handle
+        return peer
+
+    @property
+    def terminal(self) -> Program:
+        if self.program is None:
+            pytest.skip("not applicable with --attach: the server's terminal is not visible")
+        return self.program
+
+    def stop(self) -> None:
+        if self.program:
+            self.program.stop()
+
+
+class ServerPool:
+    """One shared server for the cases that leave it as they found it."""
+
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.current: ServerUnderTest | None = None
+        self.dirty = False
+
+    def get(self) -> ServerUnderTest:
+        if self.current and (self.dirty or (self.current.program and not self.current.program.alive())):
+            self.current.stop()
+            self.current = None
+        if self.current is None:
+            self.current = ServerUnderTest(self.opts)
+            self.dirty = False
+        return self.current
+
+    def stop(self) -> None:
+        if self.current:
+            self.current.stop()
+
+
+@pytest.fixture(scope="session")
+def server_pool(opts: Options) -> Iterator[ServerPool]:
+    pool = ServerPool(opts)
+    yield pool
+    pool.stop()
+
+
+def _check_alive(srv: ServerUnderTest, ctx: Context) -> None:
+    if srv.program and not srv.program.alive():
+        raise ProgramDied("", f"the server {srv.program.exit_description()} during {ctx.case_id}")
+
+
+@pytest.fixture
+def server(server_pool: ServerPool, ctx: Context) -> Iterator[ServerUnderTest]:
+    srv = server_pool.get()
+    if srv.program:
+        srv.program.drain()
+        srv.program.mark()
+        ctx.watch(srv.program)
+    yield srv
+    srv.wait_until_idle()
+    # A case that failed may have left the server mid-conversation: the next case gets a new one.
+    if ctx.item.stash.get(VERDICT_KEY, "PASS") not in ("PASS", "WARN"):
+        server_pool.dirty = True
+    if srv.program and not srv.program.alive():
+        server_pool.dirty = True
+    _check_alive(srv, ctx)
+
+
+@pytest.fixture
+def fresh_server(opts: Options, ctx: Context) -> Iterator[ServerUnderTest]:
+    if opts.attach:
+        pytest.skip("not applicable with --attach: this case needs a server process of its own")
+    srv = ServerUnderTest(opts)
+    assert srv.program is not None
+    ctx.watch(srv.program)
+    yield srv
+    srv.stop()
+
+
+# --- client mode ----------------------------------------------------------------------------
+
+
+class ScriptedServer:
+    """A listening socket on a free loopback port; accept() gives the scripted side."""
+
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        family = socket.AF_INET6 if ":" in opts.host else socket.AF_INET
+        bind_host = "::1" if opts.host == "::1" else "127.0.0.1"
+        self.sock = socket.create_server((bind_host, 0), family=family)
+        self.port = self.sock.getsockname()[1]
+
+    def accept(self, reqs: str = "C-3 C-4", what: str = "the client connects after its handle") -> WirePeer:
+        self.sock.settimeout(self.opts.step)
+        try:
+            sock, _ = self.sock.accept()
+        except TimeoutError:
+            raise CaseFailure(reqs, what, ["a connection"], f"none within {self.opts.step:g} s") from None
+        return WirePeer(sock, Role.SERVER, self.opts.step, self.opts.quiet_period)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def scripted_server(opts: Options) -> Iterator[ScriptedServer]:
+    srv = ScriptedServer(opts)
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def start_client(opts: Options, ctx: Context, scripted_server: ScriptedServer) -> Iterator[Callable[..., Program]]:
+    started: list[Program] = []
+
+    def start(port: int | None = None) -> Program:
+        argv = substitute(opts.command, host=opts.host, port=port or scripted_server.port,
+                          handshake_timeout=opts.handshake_timeout)
+        # C-4 SHOULD: a client that honours CHAT_HELLO_TIMEOUT makes the TIMEOUT case quick.
+        program = Program("client", argv, opts.step, env={"CHAT_HELLO_TIMEOUT": str(opts.handshake_timeout)})
+        started.append(program)
+        ctx.watch(program)
+        return program
+
+    yield start
+    for program in started:
+        program.stop()

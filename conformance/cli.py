@@ -1,0 +1,154 @@
+"""The command line: a thin front end that turns options into a pytest run with our plugin."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from conformance.plugin import ConformancePlugin, Options
+
+CASES = Path(__file__).resolve().parent / "cases"
+MODULES = {"server": "test_server.py", "client": "test_client.py", "pair": "test_pair.py"}
+
+EPILOG = """examples:
+  python3 -m conformance server -- python3 chatserve.py {port}
+  python3 -m conformance server --attach 127.0.0.1:39919
+  python3 -m conformance client -- ./chatclient {host} {port}
+  python3 -m conformance pair --server "python3 theirserve.py {port}" --client "./theirclient {host} {port}"
+  python3 -m conformance list
+
+In a command, {port} and {host} are replaced by the port and address the suite chose, and
+{handshake_timeout} by --handshake-timeout (so that the TIMEOUT cases need not wait 10 s).
+Exit status: 0 if no case FAILed, 1 if one did, 2 for a usage error."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"conformance: {message} (see --help)\n")
+
+
+def positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def build_parser() -> Parser:
+    common = Parser(add_help=False)
+    sel = common.add_argument_group("selection and output")
+    sel.add_argument("--case", action="append", default=[], metavar="ID",
+                     help="run this case (an ID such as S-BUSY-1, or S-HELLO-1[bytewise]); repeatable")
+    sel.add_argument("-k", metavar="EXPR", help="run the cases whose IDs or names match a pytest -k expression")
+    sel.add_argument("--junit-xml", metavar="FILE", help="write JUnit XML results to FILE")
+    sel.add_argument("--json", metavar="FILE", help="write JSON results to FILE")
+    run = common.add_argument_group("timing and network")
+    run.add_argument("--timeout", type=positive, default=5.0, metavar="SECONDS",
+                     help="how long one step may take before it fails (default 5)")
+    run.add_argument("--timeout-scale", type=positive, default=1.0, metavar="FACTOR",
+                     help="stretch every wait by FACTOR, for slow machines (default 1)")
+    run.add_argument("--host", default="127.0.0.1", help="loopback address to use: 127.0.0.1 (default) or ::1")
+    run.add_argument("--handshake-timeout", type=positive, default=1.0, metavar="SECONDS",
+                     help="value for {handshake_timeout} in a command (default 1)")
+
+    parser = Parser(prog="python3 -m conformance", description="Conformance suite for PROTOCOL.md.",
+                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    modes = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
+    server = modes.add_parser("server", parents=[common], help="test a server: -- COMMAND... or --attach HOST:PORT")
+    server.add_argument("--attach", type=address, metavar="HOST:PORT",
+                        help="test a server that is already running, on the wire only")
+    modes.add_parser("client", parents=[common], help="test a client: -- COMMAND...")
+    pair = modes.add_parser("pair", parents=[common], help="test a server and a client of any wire format together")
+    pair.add_argument("--server", required=True, metavar="COMMAND", help="the server command, one string")
+    pair.add_argument("--client", required=True, metavar="COMMAND", help="the client command, one string")
+    listing = modes.add_parser("list", parents=[common], help="print every case with its requirements")
+    listing.add_argument("which", nargs="?", choices=sorted(MODULES), help="only this mode's cases")
+    return parser
+
+
+def parse(argv: list[str]) -> tuple[Options, argparse.Namespace]:
+    parser = build_parser()
+    command: list[str] = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, command = argv[:at], argv[at + 1 :]
+    args = parser.parse_args(argv)
+    if args.host not in ("127.0.0.1", "::1", "localhost"):
+        parser.error(f"--host must be a loopback address, not {args.host!r}")
+    if args.mode == "server" and bool(command) == bool(args.attach):
+        parser.error("server mode needs either -- COMMAND... or --attach HOST:PORT")
+    if args.mode == "client" and not command:
+        parser.error("client mode needs -- COMMAND... with {host} and {port} in it")
+    if args.mode in ("list", "pair") and command:
+        parser.error(f"{args.mode} mode takes no -- COMMAND")
+    if args.mode == "server" and command and not any("{port}" in part for part in command):
+        parser.error("the server command needs {port} where the port goes")
+    return Options(
+        mode=args.mode,
+        command=command,
+        server_command=shlex.split(args.server) if args.mode == "pair" else [],
+        client_command=shlex.split(args.client) if args.mode == "pair" else [],
+        host=args.host,
+        attach=getattr(args, "attach", None),
+        timeout=args.timeout,
+        timeout_scale=args.timeout_scale,
+        handshake_timeout=args.handshake_timeout,
+        cases=args.case,
+        json_path=Path(args.json) if args.json else None,
+        rerun_argv=["python3", "-m", "conformance", *rerun_arguments(argv), *(["--", *command] if command else [])],
+    ), args
+
+
+def rerun_arguments(argv: list[str]) -> list[str]:
+    """The options minus the selection, so that --case ID can be put in its place."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--case", "-k"):
+            skip = True
+        elif not arg.startswith(("--case=", "-k=")):
+            kept.append(arg)
+    return kept
+
+
+def main(argv: list[str]) -> int:
+    opts, args = parse(argv)
+    if opts.mode == "list":
+        modes = [args.which] if args.which else [m for m in MODULES if (CASES / MODULES[m]).exists()]
+    else:
+        modes = [opts.mode]
+    pytest_args = [str(CASES / MODULES[m]) for m in modes]
+    pytest_args += ["-c", str(CASES / "pytest.ini"), "--rootdir", str(CASES), "-p", "no:terminal"]
+    if args.k:
+        pytest_args += ["-k", args.k]
+    if args.junit_xml:
+        pytest_args += ["--junitxml", args.junit_xml]
+    if opts.mode == "list":
+        pytest_args.append("--collect-only")
+    plugin = ConformancePlugin(opts)
+    code = pytest.main(pytest_args, plugins=[plugin])
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
+        print(f"conformance: pytest could not run the suite (exit {int(code)})", file=sys.stderr)
+        return 2
+    if plugin.selected == 0:
+        print("conformance: no case matches the selection", file=sys.stderr)
+        return 2
+    if code == pytest.ExitCode.INTERRUPTED:
+        return 2
+    return 1 if plugin.failed() else 0

@@ -1,0 +1,191 @@
+"""The scripted peer: one end of a real loopback TCP connection, written on chatwire.
+
+It plays the client against a server under test, or the server against a client under test.
+Frames go out through chatwire (in one of the DELIVERIES), frames come in through chatwire's
+decoder, and every byte received is kept so that a failure can show it in hex.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import struct
+import time
+
+from chatwire import (
+    NEED_DATA,
+    Connection,
+    ConnectionClosed,
+    Error,
+    Event,
+    Hello,
+    Message,
+    ProtocolError,
+    Quit,
+    Role,
+    encode,
+    error_name,
+)
+from conformance.checks import CaseFailure, hexdump
+
+# W-5: how a case's frames are cut into TCP segments.
+DELIVERIES = ("whole", "bytewise", "split-header", "coalesced")
+SEGMENT_GAP = 0.002  # seconds between segments, so that they are not merged on the way
+
+
+def describe(event: Event | None) -> str:
+    match event:
+        case Hello(handle):
+            return f"HELLO {handle!r}"
+        case Message(text):
+            return f"MESSAGE {text if len(text) <= 60 else text[:57] + '...'!r}"
+        case Quit():
+            return "QUIT"
+        case Error(code, reason):
+            return f"ERROR {code} {error_name(code)} {reason!r}"
+        case ConnectionClosed():
+            return "the connection closed"
+    return "nothing"
+
+
+class WirePeer:
+    def __init__(self, sock: socket.socket, role: Role, timeout: float, quiet: float) -> None:
+        self.sock = sock
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.conn = Connection(role)
+        self.timeout = timeout
+        self.quiet = quiet
+        self.unread = bytearray()  # bytes received since the last event returned, for reports
+        self.closed = False
+
+    @classmethod
+    def connect(cls, host: str, port: int, timeout: float, quiet: float) -> WirePeer:
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as exc:
+            raise CaseFailure("S-3", f"cannot connect to the server at {host} port {port}: {exc}") from None
+        return cls(sock, Role.CLIENT, timeout, quiet)
+
+    # -- sending
+
+    def send_raw(self, data: bytes, delivery: str = "whole") -> None:
+        """Bytes as they are, cut per `delivery` (a coalesced send is one segment)."""
+        try:
+            if delivery == "bytewise":
+                for i in range(len(data)):
+                    self.sock.sendall(data[i : i + 1])
+                    if i < 8:  # the header and the start of a payload; past that, speed matters more
+                        time.sleep(SEGMENT_GAP)
+            elif delivery == "split-header" and len(data) >= 2:
+                self.sock.sendall(data[:2])  # inside the 3-byte header
+                time.sleep(SEGMENT_GAP)
+                self.sock.sendall(data[2:])
+            else:
+                self.sock.sendall(data)
+        except OSError:
+            pass  # the other side has gone; what it sent before is still read and judged
+
+    def send(self, *events: Hello | Message | Quit | Error, delivery: str = "whole") -> None:
+        """Events through chatwire. A coalesced delivery puts all of them in one segment; the
+        others cut each frame on its own."""
+        frames = [self.conn.send(event) for event in events]
+        if delivery == "coalesced":
+            self.send_raw(b"".join(frames))
+        else:
+            for frame in frames:
+                self.send_raw(frame, delivery)
+
+    def send_ahead(self, *events: Hello | Message | Quit | Error, delivery: str = "whole") -> None:
+        """Frames sent without waiting for the turn the protocol gives them, e.g. a MESSAGE in the
+        same segment as the HELLO. The peer's own state is not moved: see assume_sent()."""
+        self.send_raw(b"".join(encode(event) for event in events), delivery)
+
+    def assume_sent(self, event: Hello | Message | Quit | Error) -> None:
+        """Move the peer's state as if `event` were sent now (it was sent ahead)."""
+        self.conn.send(event)
+
+    def reset(self) -> None:
+        """Close with RST instead of FIN (SO_LINGER 0)."""
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
+    # -- receiving
+
+    def _read(self, timeout: float) -> bytes | None:
+        """Bytes, b"" at end of stream, or None if nothing came within timeout."""
+        ready, _, _ = select.select([self.sock], [], [], timeout)
+        if not ready:
+            return None
+        try:
+            data = self.sock.recv(65536)
+        except OSError:  # a reset: the stream has ended
+            data = b""
+        self.unread += data
+        self.conn.receive_data(data)
+        return data
+
+    def next_event(self, reqs: str, what: str, timeout: float | None = None) -> Event | None:
+        """The next event, or None if nothing complete came within timeout. An invalid frame from
+        the implementation is a CaseFailure that shows its bytes."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while True:
+            try:
+                event = self.conn.next_event()
+            except ProtocolError as exc:
+                raise CaseFailure(reqs, f"{what}: the bytes received are not a valid frame here "
+                                        f"({exc.code.name}: {exc.reason})",
+                                  got=hexdump(bytes(self.unread))) from None
+            if event is not NEED_DATA:
+                self.unread.clear()
+                return event
+            if self._read(max(0.0, deadline - time.monotonic())) is None:
+                return None
+
+    def expect(self, reqs: str, what: str, *alternatives: Event, timeout: float | None = None) -> Event:
+        """The next event must be one of `alternatives` (any event if none are given)."""
+        event = self.next_event(reqs, what, timeout)
+        if event is None or (alternatives and event not in alternatives):
+            raise CaseFailure(reqs, what, [describe(a) for a in alternatives] or ["a frame"],
+                              self._got(event, timeout))
+        return event
+
+    def expect_bytes(self, reqs: str, what: str, expected: bytes, timeout: float | None = None) -> Event:
+        """The next frame must be exactly these bytes (the golden frames of PROTOCOL.md 1.1)."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while len(self.unread) < len(expected) and self._read(max(0.0, deadline - time.monotonic())):
+            pass
+        if bytes(self.unread[: len(expected)]) != expected:
+            got = hexdump(bytes(self.unread)) if self.unread else "no bytes"
+            raise CaseFailure(reqs, what, [hexdump(expected)], got)
+        return self.expect(reqs, what)
+
+    def expect_error(self, reqs: str, what: str, code: int, timeout: float | None = None) -> Error:
+        event = self.next_event(reqs, what, timeout)
+        if not isinstance(event, Error) or event.code != code:
+            raise CaseFailure(reqs, what, [f"ERROR {code} {error_name(code)} (any reason)"], self._got(event, timeout))
+        return event
+
+    def expect_closed(self, reqs: str, what: str, timeout: float | None = None) -> None:
+        """Nothing more, then the end of the stream (W-7, W-8)."""
+        event = self.next_event(reqs, what, timeout)
+        if event != ConnectionClosed():
+            raise CaseFailure(reqs, what, ["the connection closes"], self._got(event, timeout))
+
+    def expect_quiet(self, reqs: str, what: str) -> None:
+        """Nothing arrives within the quiet period (a bounded negative check)."""
+        event = self.next_event(reqs, what, self.quiet)
+        if event is not None or self.unread:
+            raise CaseFailure(reqs, what, [f"nothing within {self.quiet:g} s"], self._got(event, self.quiet))
+
+    def _got(self, event: Event | None, timeout: float | None) -> str:
+        raw = f"; bytes: {hexdump(bytes(self.unread))}" if self.unread else ""
+        if event is None:
+            wait = timeout if timeout is not None else self.timeout
+            return f"nothing complete within {wait:g} s{raw}"
+        return f"{describe(event)}{raw}"

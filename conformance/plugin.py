@@ -1,0 +1,243 @@
+"""The pytest plugin that turns test outcomes into conformance verdicts.
+
+pytest collects, selects, runs and writes JUnit XML; this plugin adds what a conformance
+suite needs on top: case IDs tied to PROTOCOL.md requirements, the verdicts PASS / FAIL /
+WARN / SKIP / BLOCKED, one line per case with the details of a failure, a JSON report, and
+the exit status (0 iff nothing FAILed).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.checks import CaseFailure, quote, unknown_requirements
+
+VERDICTS = ("PASS", "FAIL", "WARN", "SKIP", "BLOCKED")
+WARNINGS_KEY = pytest.StashKey[list[tuple[str, str]]]()
+PROGRAMS_KEY = pytest.StashKey[list[Any]]()
+VERDICT_KEY = pytest.StashKey[str]()
+
+
+@dataclass
+class Options:
+    """What the command line asked for; the cases read it through the `opts` fixture."""
+
+    mode: str  # server, client, pair, or list
+    command: list[str] = field(default_factory=list)  # the implementation, with {host} {port} ...
+    server_command: list[str] = field(default_factory=list)  # pair mode
+    client_command: list[str] = field(default_factory=list)  # pair mode
+    host: str = "127.0.0.1"
+    attach: tuple[str, int] | None = None
+    timeout: float = 5.0
+    timeout_scale: float = 1.0
+    quiet: float = 0.25
+    handshake_timeout: float = 1.0
+    cases: list[str] = field(default_factory=list)
+    json_path: Path | None = None
+    rerun_argv: list[str] = field(default_factory=list)  # the command line without selection
+
+    @property
+    def step(self) -> float:
+        return self.timeout * self.timeout_scale
+
+    @property
+    def quiet_period(self) -> float:
+        return self.quiet * self.timeout_scale
+
+
+@dataclass
+class Result:
+    case_id: str
+    title: str
+    reqs: list[str]
+    verdict: str = "PASS"
+    details: list[str] = field(default_factory=list)
+    duration: float = 0.0
+
+
+def case_marker(item: pytest.Item) -> pytest.Mark | None:
+    return item.get_closest_marker("case")
+
+
+def case_id(item: pytest.Item) -> str:
+    mark = case_marker(item)
+    base = mark.args[0] if mark else item.name
+    callspec = getattr(item, "callspec", None)
+    return f"{base}[{callspec.id}]" if callspec else base
+
+
+def base_id(full_id: str) -> str:
+    return full_id.split("[", 1)[0]
+
+
+class ConformancePlugin:
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.results: dict[str, Result] = {}
+        self.by_base: dict[str, list[str]] = {}
+        self.by_node: dict[str, Result] = {}
+        self.selected = 0
+        self.started = time.monotonic()
+        self.out = sys.stdout
+
+    # -- collection and selection
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.addinivalue_line("markers", "case(id, reqs, title, needs=()): a conformance case")
+        config.conformance_options = self.opts  # type: ignore[attr-defined]
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        keep, drop = [], []
+        for item in items:
+            cid = case_id(item)
+            item.extra_keyword_matches.add(cid)
+            wanted = not self.opts.cases or any(sel in (cid, base_id(cid)) for sel in self.opts.cases)
+            (keep if wanted else drop).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.selected = len(session.items)
+        if self.opts.mode == "list":
+            for item in session.items:
+                mark = case_marker(item)
+                reqs, title = (mark.kwargs.get("reqs", ""), mark.kwargs.get("title", "")) if mark else ("", "")
+                self.out.write(f"{case_id(item):40} {reqs:28} {title}\n")
+
+    # -- running
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        item.stash[WARNINGS_KEY] = []
+        item.stash[PROGRAMS_KEY] = []
+        mark = case_marker(item)
+        for needed in mark.kwargs.get("needs", ()) if mark else ():
+            for other in self.by_base.get(needed, []):
+                if self.results[other].verdict in ("FAIL", "BLOCKED"):
+                    pytest.skip(f"BLOCKED: needs {needed}, which did not pass ({other}: {self.results[other].verdict})")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]):
+        report = yield
+        result = self._result(item)
+        result.duration += call.duration
+        if report.failed:
+            result.verdict = "FAIL"
+            result.details += self._failure(item, call)
+        elif report.skipped and result.verdict == "PASS":
+            reason = call.excinfo.value.msg if call.excinfo else ""
+            result.verdict = "BLOCKED" if reason.startswith("BLOCKED:") else "SKIP"
+            result.details.append(reason.removeprefix("BLOCKED: "))
+        elif report.when == "call" and report.passed and item.stash.get(WARNINGS_KEY, []):
+            result.verdict = "WARN"
+            for reqs, what in item.stash[WARNINGS_KEY]:
+                result.details += [what, *(quote(r) for r in reqs.split())]
+        item.stash[VERDICT_KEY] = result.verdict
+        if report.when == "teardown":
+            report.user_properties += [("verdict", result.verdict), ("requirements", " ".join(result.reqs))]
+        return report
+
+    def _result(self, item: pytest.Item) -> Result:
+        cid = case_id(item)
+        if cid not in self.results:
+            mark = case_marker(item)
+            reqs = mark.kwargs.get("reqs", "").split() if mark else []
+            self.results[cid] = Result(cid, mark.kwargs.get("title", "") if mark else item.name, reqs)
+            self.by_base.setdefault(base_id(cid), []).append(cid)
+            self.by_node[item.nodeid] = self.results[cid]
+        return self.results[cid]
+
+    def _failure(self, item: pytest.Item, call: pytest.CallInfo[None]) -> list[str]:
+        exc = call.excinfo.value if call.excinfo else None
+        if isinstance(exc, CaseFailure):
+            lines = exc.details()
+            lines += [quote(r) for r in (exc.reqs or self._result(item).reqs)]
+        elif exc is not None:
+            where = traceback.extract_tb(call.excinfo.tb)[-1]
+            lines = [f"the suite could not run this case: {type(exc).__name__}: {exc} "
+                     f"({Path(where.filename).name}:{where.lineno})"]
+        else:
+            lines = ["failed"]
+        for program in item.stash.get(PROGRAMS_KEY, []):
+            lines.append(f"the {program.role}'s screen, last lines ({program.exit_description()}):")
+            lines += [f"  | {line}" for line in program.tail()]
+        return lines
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        result = self.by_node.get(nodeid)
+        if result is None:
+            return
+        self.out.write(f"{result.verdict:7} {result.case_id:36} {result.title}\n")
+        if result.verdict in ("FAIL", "WARN", "SKIP", "BLOCKED"):
+            for line in result.details:
+                self.out.write(f"          {line}\n")
+        if result.verdict == "FAIL":
+            self.out.write(f"          re-run: {self.rerun_command(result.case_id)}\n")
+        self.out.flush()
+
+    def rerun_command(self, cid: str) -> str:
+        argv = list(self.opts.rerun_argv)
+        at = argv.index(self.opts.mode) + 1 if self.opts.mode in argv else len(argv)
+        return shlex.join([*argv[:at], "--case", cid, *argv[at:]])
+
+    # -- the end
+
+    def counts(self) -> Counter[str]:
+        return Counter(r.verdict for r in self.results.values())
+
+    def summary(self) -> str:
+        c = self.counts()
+        return (f"{c['PASS']} passed, {c['FAIL']} failed, {c['WARN']} warned, "
+                f"{c['SKIP']} skipped, {c['BLOCKED']} blocked")
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.opts.mode == "list":
+            return
+        self.out.write(f"{self.summary()}\n")
+        self.out.flush()
+        if self.opts.json_path:
+            self.write_json(self.opts.json_path)
+
+    def write_json(self, path: Path) -> None:
+        data = {
+            "mode": self.opts.mode,
+            "command": self.opts.rerun_argv,
+            "seconds": round(time.monotonic() - self.started, 3),
+            "summary": dict(self.counts()),
+            "cases": [
+                {"id": r.case_id, "title": r.title, "requirements": r.reqs, "verdict": r.verdict,
+                 "details": r.details, "seconds": round(r.duration, 3)}
+                for r in self.results.values()
+            ],
+        }
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    def failed(self) -> bool:
+        return self.counts()["FAIL"] > 0
+
+
+def self_check(items: list[pytest.Item]) -> list[str]:
+    """Every case names requirements PROTOCOL.md defines, and IDs are unique."""
+    problems = []
+    seen: set[str] = set()
+    for item in items:
+        mark = case_marker(item)
+        if mark is None:
+            problems.append(f"{item.nodeid}: no case marker")
+            continue
+        if unknown := unknown_requirements(mark.kwargs.get("reqs", "").split()):
+            problems.append(f"{case_id(item)}: unknown requirements {unknown}")
+        if case_id(item) in seen:
+            problems.append(f"{case_id(item)}: duplicate case ID")
+        seen.add(case_id(item))
+    return problems

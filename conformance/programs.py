@@ -1,0 +1,221 @@
+"""Controllers: an implementation under test, started in a pseudo-terminal and watched.
+
+Program runs one command in a pty (pexpect) and keeps everything it showed; every wait has a
+timeout and turns into a CaseFailure that says what was awaited and how the program ended,
+never a bare pexpect exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import signal
+import socket
+from pathlib import Path
+
+import pexpect
+
+from conformance.checks import CaseFailure, ProgramDied
+
+ANSI_OR_CONTROL = re.compile(r"\x1b|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def describe_status(exitstatus: int | None, signalstatus: int | None) -> str:
+    if signalstatus is not None:
+        try:
+            return f"was killed by {signal.Signals(signalstatus).name}"
+        except ValueError:
+            return f"was killed by signal {signalstatus}"
+    return f"exited with status {exitstatus}"
+
+
+class Program:
+    """A command in a pseudo-terminal: its screen, its keyboard, its exit."""
+
+    def __init__(self, role: str, argv: list[str], timeout: float, env: dict[str, str] | None = None,
+                 cwd: str | None = None) -> None:
+        self.role = role
+        self.argv = argv
+        self.timeout = timeout
+        self._log = io.StringIO()
+        try:
+            self.child = pexpect.spawn(
+                argv[0], argv[1:], cwd=cwd, env={**os.environ, **(env or {})}, encoding="utf-8",
+                codec_errors="replace", timeout=timeout, dimensions=(24, 250),
+            )
+        except pexpect.ExceptionPexpect as exc:
+            raise ProgramDied("", f"the {role} command could not be started: {exc}") from None
+        self.child.logfile_read = self._log
+        self.child.delaybeforesend = None  # the suite waits for the program before typing
+        self.child.delayafterclose = 0.01
+        self.child.delayafterterminate = 0.05
+        self._status: str | None = None
+        self.case_mark = 0  # where the current case's output starts (a shared server runs many)
+
+    @property
+    def pid(self) -> int:
+        return self.child.pid
+
+    # -- the screen
+
+    @property
+    def transcript(self) -> str:
+        return self._log.getvalue().replace("\r\n", "\n")
+
+    def mark(self) -> int:
+        """A place in the transcript; output_since() gives what came after it."""
+        self.case_mark = len(self._log.getvalue())
+        return self.case_mark
+
+    def output_since(self, mark: int | None = None) -> str:
+        return self._log.getvalue()[self.case_mark if mark is None else mark :].replace("\r\n", "\n")
+
+    def tail(self, lines: int = 8) -> list[str]:
+        return self.transcript.rstrip("\n").split("\n")[-lines:]
+
+    def _wait_for(self, pattern: str | re.Pattern[str], exact: bool, reqs: str, what: str,
+                  timeout: float | None) -> None:
+        try:
+            if exact:
+                self.child.expect_exact(pattern, timeout=timeout or self.timeout)
+            else:
+                self.child.expect(pattern, timeout=timeout or self.timeout)
+        except pexpect.EOF:
+            raise ProgramDied(reqs, f"the {self.role} {self.exit_description()} while waiting for {what}",
+                              [shown(pattern)], "(end of output)") from None
+        except pexpect.TIMEOUT:
+            wait = timeout or self.timeout
+            raise CaseFailure(reqs, f"the {self.role} did not show {what} within {wait:g} s",
+                              [shown(pattern)], "(see the screen below)") from None
+
+    def expect_line(self, text: str, reqs: str, what: str | None = None, timeout: float | None = None) -> None:
+        """`text` as a whole line (the pty turns each \\n into \\r\\n)."""
+        self._wait_for(text + "\r\n", True, reqs, what or repr(text), timeout)
+
+    def expect_text(self, text: str, reqs: str, what: str | None = None, timeout: float | None = None) -> None:
+        """`text` anywhere next on the screen, e.g. a prompt that ends without a newline."""
+        self._wait_for(text, True, reqs, what or repr(text), timeout)
+
+    def expect_re(self, pattern: str, reqs: str, what: str, timeout: float | None = None) -> re.Match[str]:
+        self._wait_for(pattern, False, reqs, what, timeout)
+        return self.child.match
+
+    def settle(self, pattern: str, timeout: float) -> bool:
+        """Consume output up to a line matching `pattern` if one comes within `timeout`; no verdict.
+        Keeps a line that belongs to an earlier step from being taken for a later one."""
+        try:
+            self.child.expect(pattern + r"[^\n]*\r\n", timeout=timeout)
+            return True
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            return False
+
+    def drain(self) -> None:
+        """Discard whatever output is already waiting."""
+        try:
+            while self.child.read_nonblocking(65536, timeout=0):
+                pass
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            pass
+
+    def raw_control_in_output(self) -> str | None:
+        """A raw escape or control character that reached the screen in this case, if any (E-2, S-13)."""
+        match = ANSI_OR_CONTROL.search(self.output_since().replace("\t", ""))
+        return None if match is None else repr(match.group(0))
+
+    # -- the keyboard
+
+    def type(self, line: str) -> None:
+        self.send(line + "\n")
+
+    def send(self, text: str) -> None:
+        with contextlib.suppress(OSError):  # it has exited; the next wait says so
+            self.child.send(text)
+
+    def interrupt(self) -> None:
+        self.send("\x03")
+
+    def end_input(self) -> None:
+        self.send("\x04")
+
+    # -- the process
+
+    def alive(self) -> bool:
+        return self.child.isalive()
+
+    def wait_exit(self, reqs: str, what: str, timeout: float | None = None) -> int:
+        """The exit status (-N for signal N) once it has ended; a CaseFailure if it does not end."""
+        try:
+            self.child.expect(pexpect.EOF, timeout=timeout or self.timeout)
+        except pexpect.TIMEOUT:
+            raise CaseFailure(reqs, f"the {self.role} did not exit within {timeout or self.timeout:g} s after {what}",
+                              ["the process ends"], "it is still running") from None
+        self.child.close()
+        if self.child.signalstatus is not None:
+            return -self.child.signalstatus
+        return self.child.exitstatus
+
+    def exit_description(self) -> str:
+        if self.child.isalive():
+            return "is still running"
+        if self._status is None:
+            with contextlib.suppress(pexpect.ExceptionPexpect):
+                self.child.close()
+            self._status = describe_status(self.child.exitstatus, self.child.signalstatus)
+        return self._status
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.child.isalive():
+            self.child.kill(sig)
+
+    def stop(self) -> None:
+        if self.child.isalive():
+            with contextlib.suppress(pexpect.ExceptionPexpect):
+                self.child.terminate(force=True)
+        with contextlib.suppress(pexpect.ExceptionPexpect):
+            self.child.close(force=True)
+
+
+def shown(pattern: str | re.Pattern[str]) -> str:
+    text = pattern.pattern if isinstance(pattern, re.Pattern) else pattern
+    return repr(text.replace("\r\n", "\n"))
+
+
+# --- ports ---------------------------------------------------------------------------------
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (bound, then released)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    """Whether some socket listens on `port`, read from /proc without connecting to it (a probe
+    connection would be a client to the server under test)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        path = Path(table)
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+def open_connections(port: int) -> int:
+    """Connections the process listening on `port` still holds open from its side (established,
+    or closed by the peer but not yet by it), read from /proc."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        path = Path(table)
+        if path.exists():
+            for line in path.read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] in ("01", "03", "08") and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count

@@ -1,0 +1,503 @@
+#!/usr/bin/env python3
+"""An independent chat server, written only from PROTOCOL.md (section 5).
+
+It shares no code with chatserve.py; the conformance suite runs it to show that the suite
+checks the protocol, not the reference.
+Usage: python3 indserve.py [PORT] [--handle NAME] [--handshake-timeout SECONDS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import contextlib
+import errno
+import io
+import math
+import os
+import re
+import selectors
+import signal
+import socket
+import struct
+import sys
+import termios
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn, cast
+
+HELLO, MESSAGE, QUIT, ERROR = 0x48, 0x4D, 0x51, 0x45
+LIMITS = {HELLO: ("HELLO", 0, 40), MESSAGE: ("MESSAGE", 0, 2000), QUIT: ("QUIT", 0, 0), ERROR: ("ERROR", 1, 201)}
+BUSY, MALFORMED, UNEXPECTED, BAD_HANDLE, TIMEOUT = 1, 2, 3, 4, 5
+CODE_NAMES = {1: "BUSY", 2: "MALFORMED", 3: "UNEXPECTED", 4: "BAD_HANDLE", 5: "TIMEOUT"}
+START, CLIENT_TURN, SERVER_TURN = "START", "CLIENT_TURN", "SERVER_TURN"
+USAGE = "usage: chatserve.py [PORT] [--handle NAME] [--handshake-timeout SECONDS]"
+DRAIN_SECONDS = 1.0
+SEND_TIMEOUT = 5.0
+
+codecs.register_error("ind-qmark", lambda exc: ("?", exc.end))  # each bad sequence becomes one "?"
+
+
+# ---- text rules (T-1 .. T-5) -------------------------------------------------------------
+
+
+def is_control(ch: str) -> bool:
+    return ord(ch) <= 0x1F or 0x7F <= ord(ch) <= 0x9F
+
+
+def text_problem(raw: bytes, limit: int, handle: bool) -> str | None:
+    """The T-5 phrase for the first rule `raw` breaks, or None if it is a valid handle/message."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "is not valid UTF-8"
+    if not text:
+        return "is empty"
+    if len(text) > limit:
+        return f"is longer than {limit} characters"
+    if any(is_control(ch) for ch in text):
+        return "contains control characters"
+    if handle and any(ch.isspace() for ch in text):
+        return "contains whitespace"
+    if handle and ">" in text:
+        return "contains '>'"
+    return None
+
+
+def sanitise(raw: bytes) -> str:
+    """S-13: each invalid UTF-8 sequence and each control character becomes '?'."""
+    return "".join("?" if is_control(ch) else ch for ch in raw.decode("utf-8", "ind-qmark"))
+
+
+# ---- frames (W-*, E-3) ---------------------------------------------------------------------
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def frame(ftype: int, payload: bytes = b"") -> bytes:
+    return struct.pack("!BH", ftype, len(payload)) + payload
+
+
+def error_frame(code: int, reason: str) -> bytes:
+    return frame(ERROR, struct.pack("!B", code) + reason.encode("utf-8")[:200])
+
+
+class Decoder:
+    """Reassembles frames from a byte stream, checking each header as soon as it is complete."""
+
+    def __init__(self, unexpected: Callable[[int], str | None]) -> None:
+        self.unexpected = unexpected  # E-3 step 3: the reason a frame type is out of order, or None
+        self.pending = b""  # never more than one frame's worth (W-5)
+
+    def feed(self, data: bytes) -> Iterator[tuple[int, bytes]]:
+        buf, pos = self.pending + data, 0
+        self.pending = b""
+        while len(buf) - pos >= 3:
+            ftype, length = struct.unpack_from("!BH", buf, pos)
+            if ftype not in LIMITS:
+                raise ProtocolError(MALFORMED, f"unknown frame type 0x{ftype:02x}")
+            name, low, high = LIMITS[ftype]
+            if length > high:
+                raise ProtocolError(MALFORMED, f"declared length {length} exceeds {high} for {name}")
+            if length < low:
+                raise ProtocolError(MALFORMED, f"declared length {length} is below {low} for {name}")
+            if ftype != ERROR and (why := self.unexpected(ftype)):
+                raise ProtocolError(UNEXPECTED, why)
+            if len(buf) - pos - 3 < length:
+                break
+            payload = buf[pos + 3 : pos + 3 + length]
+            pos += 3 + length
+            if ftype in (HELLO, MESSAGE):
+                what, limit = ("handle", 10) if ftype == HELLO else ("message", 500)
+                problem = text_problem(payload, limit, ftype == HELLO)
+                if problem:
+                    bad = BAD_HANDLE if ftype == HELLO and problem != "is not valid UTF-8" else MALFORMED
+                    raise ProtocolError(bad, f"{what} {problem}")
+            yield ftype, payload
+        self.pending = buf[pos:]
+
+
+# ---- the server --------------------------------------------------------------------------
+
+
+def show_addr(addr: tuple[Any, ...]) -> str:
+    host, port = addr[0], addr[1]
+    if host.startswith("::ffff:") and "." in host:
+        host = host[len("::ffff:") :]
+    return repr((host, port))
+
+
+class Conn:
+    def __init__(self, sock: socket.socket, addr: str, deadline: float) -> None:
+        self.sock, self.addr, self.deadline = sock, addr, deadline
+        self.state = START
+        self.peer = ""
+        self.decoder = Decoder(self.unexpected)
+
+    def unexpected(self, ftype: int) -> str | None:
+        if self.state == START:
+            return None if ftype == HELLO else f"{LIMITS[ftype][0]} before HELLO"
+        if ftype == HELLO:
+            return "second HELLO"
+        if ftype == MESSAGE and self.state == SERVER_TURN:
+            return "MESSAGE out of turn"
+        return None
+
+
+class Server:
+    def __init__(self, lsock: socket.socket, handle: str, hs_timeout: float) -> None:
+        self.lsock, self.handle, self.hs_timeout = lsock, handle, hs_timeout
+        self.sel = selectors.PollSelector()  # poll, unlike epoll, also accepts a regular file on stdin
+        lsock.setblocking(False)
+        self.sel.register(lsock, selectors.EVENT_READ, "listen")
+        self.wake_r, wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, lambda *_: None)  # the byte on the wakeup fd tells the loop (S-12)
+        self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
+        self.conn: Conn | None = None
+        self.draining: dict[socket.socket, float] = {}
+        self.tty = os.isatty(0)
+        self.inbuf = b""
+        self.eof = False
+        self.stdin_on = False
+        self.prompt = False
+
+    # -- output
+    def out(self, text: str) -> None:
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+
+    def say(self, line: str) -> None:
+        """Print a line, first ending the prompt's line if a prompt is showing (S-7)."""
+        self.out(("\n" if self.prompt else "") + line + "\n")
+        self.prompt = False
+
+    def show_prompt(self) -> None:
+        self.out(f"{self.handle}> ")
+        self.prompt = True
+
+    # -- the loop
+    def talking(self) -> bool:
+        return self.conn is not None and self.conn.state != START
+
+    def my_turn(self) -> bool:
+        return self.conn is not None and self.conn.state == SERVER_TURN
+
+    def run(self) -> None:
+        while True:
+            self.pump_lines()
+            self.sync_stdin()
+            for key, _ in self.sel.select(self.timeout()):
+                if key.data == "listen":
+                    self.accept()
+                elif key.data == "wake":
+                    if os.read(self.wake_r, 64):
+                        self.stop()  # only SIGINT, SIGTERM and SIGHUP have handlers
+                elif key.data == "stdin":
+                    self.read_stdin()
+                elif key.data == "conn" and self.conn is not None and key.fileobj is self.conn.sock:
+                    self.read_conn()
+                elif key.data == "drain":
+                    self.read_drain(cast(socket.socket, key.fileobj))
+            self.expire()
+
+    def timeout(self) -> float | None:
+        deadlines = list(self.draining.values())
+        if self.conn is not None and self.conn.state == START:
+            deadlines.append(self.conn.deadline)
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+
+    def expire(self) -> None:
+        now = time.monotonic()
+        for sock, deadline in list(self.draining.items()):
+            if deadline <= now:
+                self.end_drain(sock)
+        if self.conn is not None and self.conn.state == START and self.conn.deadline <= now:
+            self.violation(TIMEOUT, f"no HELLO within {self.hs_timeout:g} s")
+
+    # -- connections
+    def accept(self) -> None:
+        while True:
+            try:
+                sock, addr = self.lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if self.conn is None:
+                self.conn = Conn(sock, show_addr(addr), time.monotonic() + self.hs_timeout)
+                sock.settimeout(SEND_TIMEOUT)
+                self.sel.register(sock, selectors.EVENT_READ, "conn")
+            else:  # S-8: refuse quietly
+                sock.setblocking(False)
+                with contextlib.suppress(OSError):
+                    sock.send(error_frame(BUSY, "busy"))
+                self.close_gracefully(sock)
+
+    def close_gracefully(self, sock: socket.socket) -> None:
+        """W-7: shut down our sending side, then drain for up to a second inside the loop."""
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+        sock.setblocking(False)
+        self.sel.register(sock, selectors.EVENT_READ, "drain")
+        self.draining[sock] = time.monotonic() + DRAIN_SECONDS
+
+    def read_drain(self, sock: socket.socket) -> None:
+        try:
+            if sock.recv(4096):
+                return
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        self.end_drain(sock)
+
+    def end_drain(self, sock: socket.socket) -> None:
+        self.sel.unregister(sock)
+        del self.draining[sock]
+        sock.close()
+
+    def send(self, data: bytes) -> bool:
+        assert self.conn is not None
+        try:
+            self.conn.sock.sendall(data)
+            return True
+        except OSError:
+            return False
+
+    def finish(self, line: str | None, graceful: bool) -> None:
+        """End the current connection; print `line`; discard half-typed input if it was a conversation."""
+        conn = self.conn
+        assert conn is not None
+        self.conn = None
+        was_talking = conn.state != START
+        self.sel.unregister(conn.sock)
+        if graceful:
+            self.close_gracefully(conn.sock)
+        else:
+            conn.sock.close()
+        if line is not None:
+            self.say(line)
+        if was_talking and self.tty:
+            with contextlib.suppress(OSError, termios.error):
+                termios.tcflush(0, termios.TCIFLUSH)
+            self.inbuf = b""
+
+    def violation(self, code: int, reason: str) -> None:
+        """E-2 / S-10: the client broke the protocol (or S-11: it never said HELLO)."""
+        assert self.conn is not None
+        self.send(error_frame(code, reason))
+        addr = self.conn.addr
+        self.finish(f"Closed the connection with {addr}: sent ERROR {code} {CODE_NAMES[code]} ({reason})...", True)
+
+    def dropped(self) -> None:
+        self.finish("The client has dropped the connection..." if self.talking() else None, False)
+
+    def read_conn(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        try:
+            data = conn.sock.recv(4096)
+        except (BlockingIOError, InterruptedError, TimeoutError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # EOF, reset, or a frame cut off (E-5)
+            self.dropped()
+            return
+        try:
+            for ftype, payload in conn.decoder.feed(data):
+                self.on_frame(conn, ftype, payload)
+                if self.conn is not conn:
+                    return  # the conversation ended: ignore anything after it (W-8)
+        except ProtocolError as exc:
+            self.violation(exc.code, exc.reason)
+
+    def on_frame(self, conn: Conn, ftype: int, payload: bytes) -> None:
+        if ftype == HELLO:
+            conn.peer = payload.decode("utf-8")
+            if not self.send(frame(HELLO, self.handle.encode("utf-8"))):
+                self.finish(None, False)
+                return
+            conn.state = CLIENT_TURN
+            self.say(f"Established connection with {conn.addr}...")
+        elif ftype == MESSAGE:
+            self.say(f"{conn.peer}> {payload.decode('utf-8')}")
+            conn.state = SERVER_TURN
+            self.show_prompt()
+        elif ftype == QUIT:
+            self.dropped()
+        else:  # ERROR: accepted as it is, never answered (E-3)
+            code = payload[0]
+            self.say(f"The client sent ERROR {code} {CODE_NAMES.get(code, 'UNKNOWN')}: {sanitise(payload[1:])}")
+            self.dropped()
+
+    # -- the operator
+    def sync_stdin(self) -> None:
+        """A terminal is always watched; other input is read only in the operator's turn."""
+        want = not self.eof and (self.tty or self.my_turn())
+        if want != self.stdin_on:
+            if want:
+                self.sel.register(0, selectors.EVENT_READ, "stdin")
+            else:
+                self.sel.unregister(0)
+            self.stdin_on = want
+
+    def read_stdin(self) -> None:
+        try:
+            data = os.read(0, 4096)
+        except OSError:  # the terminal cannot be read any more (hung up)
+            self.stop()
+            return
+        if data:
+            self.inbuf += data
+        else:
+            self.eof = True
+
+    def pump_lines(self) -> None:
+        while self.tty or self.my_turn():
+            nl = self.inbuf.find(b"\n")
+            if nl >= 0:
+                line, self.inbuf = self.inbuf[:nl], self.inbuf[nl + 1 :]
+            elif self.eof and self.inbuf:
+                line, self.inbuf = self.inbuf, b""
+            elif self.eof:  # S-12: end of input
+                if not self.talking():
+                    self.stop()
+                self.operator_quit()
+                if not self.tty:
+                    self.stop()  # with input from a file, the first conversation's end is the last
+                self.eof = False
+                return
+            else:
+                return
+            self.on_line(line)
+
+    def on_line(self, line: bytes) -> None:
+        self.prompt = False  # the terminal echoed the line's newline
+        if line == b"\\quit" and self.talking():
+            self.operator_quit()
+        elif not self.talking():
+            self.say("No client is connected; the line was not sent.")
+        elif not self.my_turn():
+            self.say("Not your turn; the line was not sent.")
+        elif problem := text_problem(line, 500, False):
+            self.say(f"Message not sent: it {problem}.")
+            self.show_prompt()
+        else:
+            assert self.conn is not None
+            if self.send(frame(MESSAGE, line)):
+                self.conn.state = CLIENT_TURN
+            else:
+                self.dropped()
+
+    def operator_quit(self) -> None:
+        self.send(frame(QUIT))
+        self.finish("You have closed the connection...", True)
+
+    def stop(self) -> None:
+        """S-12: QUIT to a client in conversation, drain the closing sockets briefly, exit 0."""
+        if self.conn is not None:
+            if self.talking():
+                self.operator_quit()
+            else:
+                self.finish(None, False)
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while self.draining and (left := deadline - time.monotonic()) > 0:
+            for key, _ in self.sel.select(left):
+                if key.data == "drain":
+                    self.read_drain(cast(socket.socket, key.fileobj))
+                elif key.data == "wake":
+                    os.read(self.wake_r, 64)
+        try:
+            sys.stdout.flush()
+        finally:
+            os._exit(0)
+
+
+# ---- command line ------------------------------------------------------------------------
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"chatserve: {message} ({USAGE})\n")
+        sys.exit(2)
+
+
+def port_arg(text: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"PORT must be 0 to 65535, not {text!r}")
+    return int(text)
+
+
+def handle_arg(text: str) -> str:
+    problem = text_problem(text.encode("utf-8", "surrogateescape"), 10, True)
+    if problem:
+        raise argparse.ArgumentTypeError(f"invalid handle: it {problem}")
+    return text
+
+
+def seconds_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"SECONDS must be a positive number, not {text!r}")
+    return value
+
+
+def listen(port: int) -> socket.socket:
+    """S-3: dual stack on '::', or '0.0.0.0' where IPv6 is missing."""
+    for family, host in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind((host, port))
+            sock.listen(16)
+            return sock
+        except OSError as exc:
+            sock.close()
+            if family == socket.AF_INET6 and exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                continue
+            raise
+    raise OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
+
+
+def main() -> None:
+    parser = Parser(prog="chatserve.py", description="An independent chat server (PROTOCOL.md).")
+    parser.add_argument("port", nargs="?", type=port_arg, default=39919, metavar="PORT")
+    parser.add_argument("--handle", type=handle_arg, default="HostA", metavar="NAME")
+    parser.add_argument("--handshake-timeout", type=seconds_arg, default=10.0, metavar="SECONDS")
+    args = parser.parse_args()
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(encoding="utf-8", errors="replace")
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: os._exit(0))  # no conversation yet: just stop (S-12)
+    try:
+        lsock = listen(args.port)
+    except OSError as exc:
+        sys.stderr.write(f"chatserve: cannot listen on port {args.port}: {exc.strerror or exc}\n")
+        sys.exit(1)
+    server = Server(lsock, args.handle, args.handshake_timeout)
+    server.out(f"Listening on port {lsock.getsockname()[1]}...\n")
+    server.run()
+
+
+if __name__ == "__main__":
+    main()
