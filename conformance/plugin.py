@@ -9,6 +9,7 @@ the exit status (0 iff nothing FAILed).
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -90,6 +91,14 @@ class ConformancePlugin:
         self.started = time.monotonic()
         self.out = sys.stdout
 
+    def write(self, text: str) -> None:
+        """Output that survives a reader that went away (`... | head`)."""
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except BrokenPipeError:
+            self.out = open(os.devnull, "w")  # noqa: SIM115 (kept for the rest of the run)
+
     # -- collection and selection
 
     def pytest_configure(self, config: pytest.Config) -> None:
@@ -113,7 +122,7 @@ class ConformancePlugin:
             for item in session.items:
                 mark = case_marker(item)
                 reqs, title = (mark.kwargs.get("reqs", ""), mark.kwargs.get("title", "")) if mark else ("", "")
-                self.out.write(f"{case_id(item):40} {reqs:28} {title}\n")
+                self.write(f"{case_id(item):40} {reqs:28} {title}\n")
 
     # -- running
 
@@ -177,13 +186,12 @@ class ConformancePlugin:
         result = self.by_node.get(nodeid)
         if result is None:
             return
-        self.out.write(f"{result.verdict:7} {result.case_id:36} {result.title}\n")
+        self.write(f"{result.verdict:7} {result.case_id:36} {result.title}\n")
         if result.verdict in ("FAIL", "WARN", "SKIP", "BLOCKED"):
             for line in result.details:
-                self.out.write(f"          {line}\n")
+                self.write(f"          {line}\n")
         if result.verdict == "FAIL":
-            self.out.write(f"          re-run: {self.rerun_command(result.case_id)}\n")
-        self.out.flush()
+            self.write(f"          re-run: {self.rerun_command(result.case_id)}\n")
 
     def rerun_command(self, cid: str) -> str:
         argv = list(self.opts.rerun_argv)
@@ -203,8 +211,7 @@ class ConformancePlugin:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.opts.mode == "list":
             return
-        self.out.write(f"{self.summary()}\n")
-        self.out.flush()
+        self.write(f"{self.summary()}\n")
         if self.opts.json_path:
             self.write_json(self.opts.json_path)
 
