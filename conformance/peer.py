@@ -143,6 +143,11 @@ class WirePeer:
                                   got=hexdump(bytes(self.unread))) from None
             if event is not NEED_DATA:
                 self.unread.clear()
+                if isinstance(event, Quit | Error):
+                    # W-8: a peer that got QUIT or ERROR sends nothing more, so the other side's
+                    # drain (W-7) ends now; reading goes on, to see it close.
+                    with contextlib.suppress(OSError):
+                        self.sock.shutdown(socket.SHUT_WR)
                 return event
             if self._read(max(0.0, deadline - time.monotonic())) is None:
                 return None

@@ -51,6 +51,9 @@ class Program:
         self.child.delaybeforesend = None  # the suite waits for the program before typing
         self.child.delayafterclose = 0.01
         self.child.delayafterterminate = 0.05
+        # ptyprocess sleeps this long after closing the pty, at every close
+        self.child.ptyproc.delayafterclose = 0.01
+        self.child.ptyproc.delayafterterminate = 0.05
         self._status: str | None = None
         self.case_mark = 0  # where the current case's output starts (a shared server runs many)
 

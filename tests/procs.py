@@ -49,6 +49,9 @@ class Screen:
         self.child.delaybeforesend = None
         self.child.delayafterclose = 0.01
         self.child.delayafterterminate = 0.01
+        # ptyprocess sleeps this long after closing the pty, at every close
+        self.child.ptyproc.delayafterclose = 0.01
+        self.child.ptyproc.delayafterterminate = 0.05
         self.child.logfile_read = self._log
 
     @property

@@ -75,6 +75,7 @@ class ServerUnderTest:
         self.opts = opts
         self.program: Program | None = None
         self.handle = "HostA"  # the server's handle, learnt from its HELLO
+        self.peers: list[WirePeer] = []
         if opts.attach:
             self.host, self.port = opts.attach
             return
@@ -105,7 +106,16 @@ class ServerUnderTest:
             time.sleep(0.005)  # polling /proc: another process's close() has no event to wait on
 
     def connect(self, host: str | None = None) -> WirePeer:
-        return WirePeer.connect(host or self.host, self.port, self.opts.step, self.opts.quiet_period)
+        peer = WirePeer.connect(host or self.host, self.port, self.opts.step, self.opts.quiet_period)
+        self.peers.append(peer)
+        return peer
+
+    def close_peers(self) -> None:
+        """Close what a case left open (a case may end early, e.g. skipped or failed)."""
+        for peer in self.peers:
+            if not peer.closed:
+                peer.close()
+        self.peers.clear()
 
     def handshake(self, handle: str = "Chris", host: str | None = None) -> WirePeer:
         """A connection past HELLO; its failure is a plain CaseFailure (cases needing it are
@@ -171,6 +181,7 @@ def server(server_pool: ServerPool, ctx: Context) -> Iterator[ServerUnderTest]:
         srv.program.mark()
         ctx.watch(srv.program)
     yield srv
+    srv.close_peers()
     srv.wait_until_idle()
     # A case that failed may have left the server mid-conversation: the next case gets a new one.
     if ctx.item.stash.get(VERDICT_KEY, "PASS") not in ("PASS", "WARN"):

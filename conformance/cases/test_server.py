@@ -245,6 +245,7 @@ def case_client_vanishes(server, how: str) -> None:
         peer.close()
     if server.program:
         server.terminal.expect_line(DROPPED, "S-9 E-5", "the dropped-connection line")
+    server.wait_until_idle()
     server.handshake().send(Quit())  # and it serves the next one
     if server.program:
         server.program.settle(re.escape(DROPPED), server.opts.step)

@@ -173,9 +173,13 @@ class Client:
         """C-2: prompt until a valid handle; `\\quit` or end of input leaves without connecting."""
         while True:
             out(HANDLE_PROMPT)
+            self.prompt = True
             while (line := self.take_line()) is None and not self.eof:
                 self.read_more()
-            if line is None or line == b"\\quit":
+            if line is None:
+                self.leave(0)
+            self.prompt = False
+            if line == b"\\quit":
                 sys.exit(0)
             problem = text_problem(line, 10, True)
             if problem is None:
@@ -257,13 +261,13 @@ class Client:
                 break
         self.sock.close()
 
-    def leave(self, status: int, line: str | None = None, quit_frame: bool = False) -> NoReturn:
+    def leave(self, status: int, line: str | None = None, quit_frame: bool = False, new_line: bool = False) -> NoReturn:
         """Finish: optionally send QUIT and close gracefully, print `line` on stderr, exit."""
         if quit_frame and self.sock is not None:
             self.send(frame(QUIT))
             self.close_gracefully()
-        if self.prompt and (line is not None or self.tty):
-            self.end_prompt_line()
+        if new_line or (self.prompt and (line is not None or self.tty)):
+            out("\n")  # end the prompt's line (or the one a "^C" echo is on)
         if line is not None:
             err(line)
         sys.exit(status)
@@ -362,7 +366,7 @@ class Client:
                 if fd == wake_r:
                     signums = os.read(wake_r, 64)
                     if signums:  # C-9: QUIT (our HELLO is sent), close, 128 + N
-                        self.leave(128 + signums[0], quit_frame=True)
+                        self.leave(128 + signums[0], quit_frame=True, new_line=os.isatty(1))
                 elif fd == 0:
                     self.read_more()
                 else:
@@ -386,6 +390,8 @@ def main() -> None:
         sys.stdout.reconfigure(encoding="utf-8", errors="replace")
 
     def before_hello(signum: int, _frame: object) -> None:
+        if os.isatty(1):
+            out("\n")  # leave the terminal on a fresh line
         raise SystemExit(128 + signum)  # nothing sent yet: just go (C-9)
 
     for signum in STOP_SIGNALS:

@@ -200,9 +200,8 @@ class Server:
             for key, _ in self.sel.select(self.timeout()):
                 if key.data == "listen":
                     self.accept()
-                elif key.data == "wake":
-                    if os.read(self.wake_r, 64):
-                        self.stop()  # only SIGINT, SIGTERM and SIGHUP have handlers
+                elif key.data == "wake" and (signums := os.read(self.wake_r, 64)):
+                    self.stop(signal.SIGINT in signums)  # only SIGINT, SIGTERM and SIGHUP have handlers
                 elif key.data == "stdin":
                     self.read_stdin()
                 elif key.data == "conn" and self.conn is not None and key.fileobj is self.conn.sock:
@@ -405,8 +404,10 @@ class Server:
         self.send(frame(QUIT))
         self.finish("You have closed the connection...", True)
 
-    def stop(self) -> None:
+    def stop(self, ctrl_c: bool = False) -> None:
         """S-12: QUIT to a client in conversation, drain the closing sockets briefly, exit 0."""
+        if ctrl_c and not self.prompt and os.isatty(1):
+            self.out("\n")  # end the line that the terminal's "^C" echo is on
         if self.conn is not None:
             if self.talking():
                 self.operator_quit()
