@@ -33,14 +33,14 @@ def main() -> None:
         print(f"server waiting for a client: {idle_ticks(pids, args.seconds)}")
         cli = Client("plain", "127.0.0.1", srv.port)
         pids["client"] = cli.child.pid
-        cli.expect_prompt("Enter client handle (length 10 or less): ")
+        cli.expect_text("Enter client handle (length 10 or less): ")
         print(f"client at its handle prompt:  {idle_ticks(pids, args.seconds)}")
         cli.type("Chris")
         srv.expect_established()
-        cli.expect_prompt("Chris> ")
+        cli.expect_text("Chris> ")
         print(f"client's turn (prompt shown): {idle_ticks(pids, args.seconds)}")
         cli.type("test")
-        srv.expect_prompt("HostA> ")
+        srv.expect_text("HostA> ")
         print(f"server's turn (prompt shown): {idle_ticks(pids, args.seconds)}")
         cli.stop()
     finally:

@@ -93,16 +93,16 @@ class Program:
             raise CaseFailure(reqs, f"the {self.role} did not show {what} within {wait:g} s",
                               [shown(pattern)], "(see the screen below)") from None
 
-    def expect_line(self, text: str, reqs: str, what: str | None = None, timeout: float | None = None) -> None:
+    def expect_line(self, text: str, reqs: str = "", what: str | None = None, timeout: float | None = None) -> None:
         """`text` as a whole line (the pty turns each \\n into \\r\\n)."""
         self._wait_for(text + "\r\n", True, reqs, what or repr(text), timeout)
 
-    def expect_text(self, text: str, reqs: str, what: str | None = None, timeout: float | None = None) -> None:
+    def expect_text(self, text: str, reqs: str = "", what: str | None = None, timeout: float | None = None) -> None:
         """`text` anywhere next on the screen, e.g. a prompt that ends without a newline."""
         self._wait_for(text, True, reqs, what or repr(text), timeout)
 
-    def expect_re(self, pattern: str, reqs: str, what: str, timeout: float | None = None) -> re.Match[str]:
-        self._wait_for(pattern, False, reqs, what, timeout)
+    def expect_re(self, pattern: str, reqs: str = "", what: str = "", timeout: float | None = None) -> re.Match[str]:
+        self._wait_for(pattern, False, reqs, what or shown(pattern), timeout)
         return self.child.match
 
     def settle(self, pattern: str, timeout: float) -> bool:
@@ -147,7 +147,7 @@ class Program:
     def alive(self) -> bool:
         return self.child.isalive()
 
-    def wait_exit(self, reqs: str, what: str, timeout: float | None = None) -> int:
+    def wait_exit(self, reqs: str = "", what: str = "its end", timeout: float | None = None) -> int:
         """The exit status (-N for signal N) once it has ended; a CaseFailure if it does not end."""
         try:
             self.child.expect(pexpect.EOF, timeout=timeout or self.timeout)

@@ -6,18 +6,12 @@ nothing sleeps to synchronise.
 
 from __future__ import annotations
 
-import io
-import os
-import re
-import signal
 import socket
-import time
 from pathlib import Path
-
-import pexpect
 
 import chatwire
 from chatwire import NEED_DATA, Connection, Event, Role
+from conformance.programs import Program
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 15  # seconds for any one expected thing; generous for sanitizer builds on a busy machine
@@ -36,69 +30,17 @@ SERVER_CLOSED = "The server has closed the connection..."
 LOST = "chatclient: the connection to the server was lost"
 
 
-class Screen:
+class Screen(Program):
     """A program in a pseudo-terminal, with everything it has shown kept as a transcript."""
 
-    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
-        self._log = io.StringIO()
-        self.child = pexpect.spawn(
-            argv[0], argv[1:], cwd=str(ROOT), env={**os.environ, **(env or {})},
-            encoding="utf-8", codec_errors="replace", timeout=TIMEOUT, dimensions=(24, 200),
-        )
-        # Tests wait for each prompt before typing, so pexpect's safety delay only costs time.
-        self.child.delaybeforesend = None
-        self.child.delayafterclose = 0.01
-        self.child.delayafterterminate = 0.01
-        # ptyprocess sleeps this long after closing the pty, at every close
-        self.child.ptyproc.delayafterclose = 0.01
-        self.child.ptyproc.delayafterterminate = 0.05
-        self.child.logfile_read = self._log
-
-    @property
-    def transcript(self) -> str:
-        return self._log.getvalue().replace("\r\n", "\n")
-
-    def expect_line(self, text: str) -> None:
-        self.child.expect_exact(text + "\r\n")
-
-    def expect_prompt(self, text: str) -> None:
-        self.child.expect_exact(text)
-
-    def expect_re(self, pattern: str) -> re.Match[str]:
-        self.child.expect(pattern)
-        return self.child.match
-
-    def type(self, line: str) -> None:
-        self.child.sendline(line)
-
-    def interrupt(self) -> None:
-        self.child.sendintr()
-
-    def end_input(self) -> None:
-        self.child.sendeof()
-
-    def wait_exit(self) -> int:
-        """The exit status, or -N when killed by signal N."""
-        self.child.expect(pexpect.EOF)
-        self.child.close()
-        if self.child.signalstatus is not None:
-            return -self.child.signalstatus
-        return self.child.exitstatus
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.child.isalive():
-            self.child.kill(sig)
-
-    def stop(self) -> None:
-        if self.child.isalive():
-            self.child.terminate(force=True)
-        self.child.close()
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None, role: str = "program") -> None:
+        super().__init__(role, argv, TIMEOUT, env=env, cwd=str(ROOT))
 
 
 class Server(Screen):
     def __init__(self, *args: str) -> None:
         # The system python3: chatserve.py must re-execute itself under .venv (S-2).
-        super().__init__(["python3", str(ROOT / "chatserve.py"), "0", *args])
+        super().__init__(["python3", str(ROOT / "chatserve.py"), "0", *args], role="server")
         self.port = int(self.expect_re(r"Listening on port (\d+)\.\.\.\r\n").group(1))
 
     def expect_established(self) -> tuple[str, int]:
@@ -109,10 +51,10 @@ class Server(Screen):
 class Client(Screen):
     def __init__(self, build: str, host: str, port: int | str) -> None:
         env = SANITIZER_ENV if build == "asan" else None
-        super().__init__([str(CLIENT_BUILDS[build]), host, str(port)], env)
+        super().__init__([str(CLIENT_BUILDS[build]), host, str(port)], env, role="client")
 
     def enter_handle(self, handle: str) -> None:
-        self.expect_prompt(HANDLE_PROMPT)
+        self.expect_text(HANDLE_PROMPT)
         self.type(handle)
 
 
@@ -180,22 +122,7 @@ class Listener:
         self.sock.close()
 
 
-def free_port() -> int:
-    """A loopback port that nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def cpu_ticks(pid: int) -> int:
     """utime + stime of a process, in clock ticks, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
-
-
-def wait_until(predicate, timeout: float = TIMEOUT, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)

@@ -11,7 +11,8 @@ import pytest
 
 import vectors
 from chatwire import ConnectionClosed, Error, ErrorCode, Hello, Message, Quit
-from procs import CLIENT_BUILDS, LOST, SANITIZER_ENV, SERVER_CLOSED, Listener, free_port
+from conformance.programs import free_port
+from procs import CLIENT_BUILDS, LOST, SANITIZER_ENV, SERVER_CLOSED, Listener
 
 HELLO_HOSTA = vectors.by_name("hello-hosta").data
 
@@ -29,7 +30,7 @@ def in_conversation(client, listener: Listener):
     """The client has sent "test" and waits for the server's turn."""
     cli, peer = start(client, listener)
     peer.send(Hello("HostA"))
-    cli.expect_prompt("Chris> ")
+    cli.expect_text("Chris> ")
     cli.type("test")
     assert peer.receive() == Message("test")
     return cli, peer
@@ -41,12 +42,12 @@ def test_golden_bytes_of_the_example_session(client, listener: Listener) -> None
     peer = listener.accept()
     assert peer.receive_exactly(8) == vectors.by_name("hello-chris").data
     peer.send_raw(HELLO_HOSTA)
-    cli.expect_prompt("Chris> ")
+    cli.expect_text("Chris> ")
     cli.type("test")
     assert peer.receive_exactly(7) == vectors.by_name("message-test").data
     peer.send_raw(vectors.by_name("message-hello").data)
     cli.expect_line("HostA> hello")
-    cli.expect_prompt("Chris> ")
+    cli.expect_text("Chris> ")
     cli.type("\\quit")
     assert peer.receive_bytes_until_closed() == vectors.by_name("quit").data
     assert cli.wait_exit() == 0
@@ -56,7 +57,7 @@ def test_golden_bytes_of_the_example_session(client, listener: Listener) -> None
 def test_frames_are_reassembled_however_they_are_segmented(client, listener: Listener, delivery: str) -> None:
     cli, peer = start(client, listener)
     peer.send(Hello("HostA"))  # the scripted side's state; the bytes go out raw below
-    cli.expect_prompt("Chris> ")
+    cli.expect_text("Chris> ")
     cli.type("test")
     assert peer.receive() == Message("test")
     frames = peer.conn.send(Message("one")) + vectors.by_name("quit").data
@@ -167,7 +168,7 @@ def test_connection_refused_is_one_line_and_exit_3(client) -> None:
 
 def test_end_of_input_at_the_handle_prompt_exits_0(client, listener: Listener) -> None:
     cli = client(listener.port)
-    cli.expect_prompt("Enter client handle (length 10 or less): ")
+    cli.expect_text("Enter client handle (length 10 or less): ")
     cli.end_input()
     assert cli.wait_exit() == 0
 

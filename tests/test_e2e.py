@@ -16,13 +16,13 @@ def converse(srv: Server, cli: Client, handle: str = "Chris") -> tuple[str, int]
     """Handle, handshake, and one message each way; returns the address the server showed."""
     cli.enter_handle(handle)
     address = srv.expect_established()
-    cli.expect_prompt(f"{handle}> ")
+    cli.expect_text(f"{handle}> ")
     cli.type("test")
     srv.expect_line(f"{handle}> test")
-    srv.expect_prompt("HostA> ")
+    srv.expect_text("HostA> ")
     srv.type("hello")
     cli.expect_line("HostA> hello")
-    cli.expect_prompt(f"{handle}> ")
+    cli.expect_text(f"{handle}> ")
     return address
 
 
@@ -57,10 +57,10 @@ def test_500_code_point_multibyte_messages_both_ways(server, client) -> None:
     converse(srv, cli)
     cli.type(EMOJI_MIX)
     srv.expect_line(f"Chris> {EMOJI_MIX}")
-    srv.expect_prompt("HostA> ")
+    srv.expect_text("HostA> ")
     srv.type(EMOJI_MIX[::-1])
     cli.expect_line(f"HostA> {EMOJI_MIX[::-1]}")
-    cli.expect_prompt("Chris> ")
+    cli.expect_text("Chris> ")
 
 
 def test_lines_that_cannot_be_sent_are_refused_with_a_reason(server, client) -> None:
@@ -74,14 +74,14 @@ def test_lines_that_cannot_be_sent_are_refused_with_a_reason(server, client) -> 
     ]:
         cli.type(line)
         cli.expect_line(f"Message not sent: {why}.")
-        cli.expect_prompt("Chris> ")
+        cli.expect_text("Chris> ")
     cli.type("x" * 500)
     srv.expect_line("Chris> " + "x" * 500)
-    srv.expect_prompt("HostA> ")
+    srv.expect_text("HostA> ")
     for line, why in [("", "it is empty"), ("é" * 501, "it is longer than 500 characters")]:
         srv.type(line)
         srv.expect_line(f"Message not sent: {why}.")
-        srv.expect_prompt("HostA> ")
+        srv.expect_text("HostA> ")
     srv.type("ok")
     cli.expect_line("HostA> ok")
     assert "bell" not in srv.transcript and "x" * 501 not in srv.transcript
@@ -100,7 +100,7 @@ def test_invalid_handles_are_asked_again(server, client) -> None:
         cli.expect_line(f"Invalid handle: {why}.")
     cli.enter_handle("abcdefghij")
     srv.expect_established()
-    cli.expect_prompt("abcdefghij> ")
+    cli.expect_text("abcdefghij> ")
 
 
 def test_lines_typed_out_of_turn_are_not_sent(server, client) -> None:
@@ -109,7 +109,7 @@ def test_lines_typed_out_of_turn_are_not_sent(server, client) -> None:
     converse(srv, cli)
     cli.type("one")
     srv.expect_line("Chris> one")
-    srv.expect_prompt("HostA> ")
+    srv.expect_text("HostA> ")
     cli.type("two")  # the server's turn now
     cli.expect_line("Not your turn; the line was not sent.")
     srv.type("three")
@@ -124,7 +124,7 @@ def test_quit_from_the_server_then_the_next_client_is_served(server, client) -> 
     first = client(srv.port)
     converse(srv, first)
     first.type("again")
-    srv.expect_prompt("HostA> ")
+    srv.expect_text("HostA> ")
     srv.type("\\quit")
     srv.expect_line(YOU_CLOSED)
     first.expect_line(SERVER_CLOSED)
@@ -174,7 +174,7 @@ def test_ctrl_c_on_the_server_sends_quit_and_exits_0(server, client) -> None:
     cli = client(srv.port)
     converse(srv, cli)
     cli.type("bye?")
-    srv.expect_prompt("HostA> ")
+    srv.expect_text("HostA> ")
     srv.interrupt()
     srv.expect_line(YOU_CLOSED)
     assert srv.wait_exit() == 0
@@ -188,7 +188,7 @@ def test_ctrl_d_on_the_server_quits_the_conversation_and_a_second_one_exits(serv
     cli = client(srv.port)
     converse(srv, cli)
     cli.type("bye?")
-    srv.expect_prompt("HostA> ")
+    srv.expect_text("HostA> ")
     srv.end_input()
     srv.expect_line(YOU_CLOSED)
     cli.expect_line(SERVER_CLOSED)
@@ -202,9 +202,9 @@ def test_a_client_that_vanishes_is_noticed_while_the_operator_types(server, clie
     cli = client(srv.port)
     converse(srv, cli)
     cli.type("one")
-    srv.expect_prompt("HostA> ")
-    srv.child.send("half a line")  # typed, no Enter yet
-    srv.child.expect_exact("half a line")
+    srv.expect_text("HostA> ")
+    srv.send("half a line")  # typed, no Enter yet
+    srv.expect_text("half a line")
     cli.kill(signal.SIGKILL)
     srv.expect_line("\r\n" + DROPPED)  # on a fresh line, not glued to the typing (S-7)
 
@@ -216,10 +216,10 @@ def test_a_server_that_vanishes_is_noticed_while_the_user_types(server, client) 
     srv = server()
     cli = client(srv.port)
     converse(srv, cli)
-    cli.child.send("half a line")
-    cli.child.expect_exact("half a line")
+    cli.send("half a line")
+    cli.expect_text("half a line")
     srv.kill(signal.SIGKILL)
-    cli.child.expect_exact("\r\n" + LOST + "\r\n")
+    cli.expect_text("\r\n" + LOST + "\r\n")
     assert cli.wait_exit() == 6
 
 
@@ -227,9 +227,9 @@ def test_quit_out_of_turn_is_noticed_while_the_other_side_types(server, client) 
     srv = server()
     cli = client(srv.port)
     converse(srv, cli)
-    cli.child.send("half a line")
-    cli.child.expect_exact("half a line")
+    cli.send("half a line")
+    cli.expect_text("half a line")
     srv.type("\\quit")  # F-3: QUIT is allowed out of turn
     srv.expect_line(YOU_CLOSED)
-    cli.child.expect_exact("\r\n" + SERVER_CLOSED + "\r\n")
+    cli.expect_text("\r\n" + SERVER_CLOSED + "\r\n")
     assert cli.wait_exit() == 0

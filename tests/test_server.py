@@ -40,7 +40,7 @@ def test_golden_bytes_of_the_handshake_and_a_message(server) -> None:
     assert peer.receive_exactly(8) == vectors.by_name("hello-hosta").data
     peer.send_raw(TEST)
     srv.expect_line("Chris> test")
-    srv.expect_prompt("HostA> ")
+    srv.expect_text("HostA> ")
     srv.type("hello")
     assert peer.receive_exactly(8) == vectors.by_name("message-hello").data
     peer.send_raw(vectors.by_name("quit").data)
