@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conformance.checks import CaseFailure, quote, unknown_requirements
+from conformance.checks import CaseFailure, ProgramDied, quote, unknown_requirements
 
 VERDICTS = ("PASS", "FAIL", "WARN", "SKIP", "BLOCKED")
 WARNINGS_KEY = pytest.StashKey[list[tuple[str, str]]]()
@@ -142,7 +142,11 @@ class ConformancePlugin:
         result.duration += call.duration
         if report.failed:
             result.verdict = "FAIL"
-            result.details += self._failure(item, call)
+            exc = call.excinfo.value if call.excinfo else None
+            if isinstance(exc, ProgramDied) and not exc.reqs and result.details:
+                result.details.insert(0, exc.what)  # "the server was killed by SIGSEGV during ...": first
+            else:
+                result.details += self._failure(item, call)
         elif report.skipped and result.verdict == "PASS":
             reason = call.excinfo.value.msg if call.excinfo else ""
             result.verdict = "BLOCKED" if reason.startswith("BLOCKED:") else "SKIP"

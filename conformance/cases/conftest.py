@@ -16,7 +16,7 @@ import pytest
 
 from chatwire import Hello, Role
 from conformance.checks import CaseFailure, ProgramDied
-from conformance.peer import WirePeer
+from conformance.peer import WirePeer, describe
 from conformance.plugin import PROGRAMS_KEY, VERDICT_KEY, WARNINGS_KEY, Options, case_id
 from conformance.programs import Program, free_port, listening, open_connections
 
@@ -124,7 +124,7 @@ class ServerUnderTest:
         peer.send(Hello(handle))
         reply = peer.expect("F-1 S-4", f"the server's answer to HELLO {handle!r}")
         if not isinstance(reply, Hello):
-            raise CaseFailure("F-1 S-4", f"the server's answer to HELLO {handle!r}", ["HELLO"], str(reply))
+            raise CaseFailure("F-1 S-4", f"the server's answer to HELLO {handle!r}", ["HELLO"], describe(reply))
         self.handle = reply.handle
         return peer
 
@@ -146,13 +146,24 @@ class ServerPool:
         self.opts = opts
         self.current: ServerUnderTest | None = None
         self.dirty = False
+        self.start_failure: str | None = None  # once the command cannot start, later cases are BLOCKED
+
+    def start(self) -> ServerUnderTest:
+        """A new server process; the first failure to start FAILs its case, and blocks the rest."""
+        if self.start_failure:
+            pytest.skip(f"BLOCKED: {self.start_failure}")
+        try:
+            return ServerUnderTest(self.opts)
+        except CaseFailure as exc:
+            self.start_failure = exc.what
+            raise
 
     def get(self) -> ServerUnderTest:
         if self.current and (self.dirty or (self.current.program and not self.current.program.alive())):
             self.current.stop()
             self.current = None
         if self.current is None:
-            self.current = ServerUnderTest(self.opts)
+            self.current = self.start()
             self.dirty = False
         return self.current
 
@@ -192,10 +203,10 @@ def server(server_pool: ServerPool, ctx: Context) -> Iterator[ServerUnderTest]:
 
 
 @pytest.fixture
-def fresh_server(opts: Options, ctx: Context) -> Iterator[ServerUnderTest]:
+def fresh_server(opts: Options, ctx: Context, server_pool: ServerPool) -> Iterator[ServerUnderTest]:
     if opts.attach:
         pytest.skip("not applicable with --attach: this case needs a server process of its own")
-    srv = ServerUnderTest(opts)
+    srv = server_pool.start()
     assert srv.program is not None
     ctx.watch(srv.program)
     yield srv

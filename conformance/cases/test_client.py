@@ -14,7 +14,7 @@ import pytest
 import vectors
 from chatwire import Error, ErrorCode, FrameType, Hello, Message, Quit, encode, error_name
 from conformance.checks import CaseFailure
-from conformance.peer import DELIVERIES, WirePeer
+from conformance.peer import DELIVERIES, WirePeer, describe
 from conformance.programs import Program, free_port
 
 case = pytest.mark.case
@@ -343,5 +343,5 @@ def case_hello_timeout(start_client, scripted_server, ctx) -> None:
         event = peer.next_event("C-4", "ERROR TIMEOUT", timeout=10 * opts.timeout_scale)
     if not isinstance(event, Error) or event.code != ErrorCode.TIMEOUT:
         raise CaseFailure("C-4", "the client's answer to a server that never says HELLO",
-                          ["ERROR 5 TIMEOUT"], str(event))
+                          ["ERROR 5 TIMEOUT"], describe(event))
     expect_status(client, 5, "C-4 C-13", "sending ERROR TIMEOUT")

@@ -13,7 +13,7 @@ import pytest
 import vectors
 from chatwire import ErrorCode, FrameType, Hello, Message, Quit
 from conformance.checks import CaseFailure
-from conformance.peer import DELIVERIES, WirePeer
+from conformance.peer import DELIVERIES, WirePeer, describe
 
 case = pytest.mark.case
 deliveries = pytest.mark.parametrize("delivery", DELIVERIES)
@@ -69,7 +69,7 @@ def case_hello(server, delivery: str) -> None:
     reply = peer.expect("W-1 W-3 F-1 S-4", "the server's answer to HELLO 'Chris'")
     if not isinstance(reply, Hello):
         raise CaseFailure("F-1 S-4", "the server's answer to HELLO 'Chris'", ["HELLO with the server's handle"],
-                          str(reply))
+                          describe(reply))
     server.handle = reply.handle
     if delivery == "coalesced":
         peer.assume_sent(Message("test"))
