@@ -13,6 +13,9 @@ import socket
 import struct
 import time
 
+import pytest
+
+import vectors
 from chatwire import (
     NEED_DATA,
     Connection,
@@ -32,6 +35,12 @@ from conformance.checks import CaseFailure, hexdump
 # W-5: how a case's frames are cut into TCP segments.
 DELIVERIES = ("whole", "bytewise", "split-header", "coalesced")
 SEGMENT_GAP = 0.002  # seconds between segments, so that they are not merged on the way
+
+
+def invalid_vector_cases(deliveries: tuple[str, ...] = ("whole", "bytewise")) -> list:
+    """pytest parameters: every invalid frame of vectors/frames.txt, in each delivery."""
+    return [pytest.param(vector, delivery, id=f"{vector.name}-{delivery}")
+            for vector in vectors.load() if vector.error for delivery in deliveries]
 
 
 def describe(event: Event | None) -> str:

@@ -14,7 +14,7 @@ import pytest
 import vectors
 from chatwire import Error, ErrorCode, FrameType, Hello, Message, Quit, encode, error_name
 from conformance.checks import CaseFailure
-from conformance.peer import DELIVERIES, WirePeer, describe
+from conformance.peer import DELIVERIES, WirePeer, describe, invalid_vector_cases
 from conformance.programs import Program, free_port
 
 case = pytest.mark.case
@@ -290,18 +290,9 @@ def case_error_received(start_client, scripted_server, code: int) -> None:
         raise CaseFailure("C-12 S-13", "a raw control character reached the client's screen", ["none"], raw)
 
 
-def client_error_cases() -> list:
-    params = []
-    for vector in vectors.load():
-        if vector.error:
-            for delivery in ("whole", "bytewise"):
-                params.append(pytest.param(vector, delivery, id=f"{vector.name}-{delivery}"))
-    return params
-
-
 @case("C-ERR-2", reqs="E-2 E-3 C-13 W-3 W-4 T-1 T-3 T-4",
       title="each invalid frame of the vectors gets its ERROR code, one line, exit 5", needs=("C-HELLO-2",))
-@pytest.mark.parametrize(("vector", "delivery"), client_error_cases())
+@pytest.mark.parametrize(("vector", "delivery"), invalid_vector_cases())
 def case_invalid_frame(start_client, scripted_server, vector: vectors.Vector, delivery: str) -> None:
     if vector.data[0] == FrameType.MESSAGE:
         client, peer = waiting(start_client, scripted_server)  # a MESSAGE in the server's turn

@@ -13,7 +13,7 @@ import pytest
 import vectors
 from chatwire import ErrorCode, FrameType, Hello, Message, Quit
 from conformance.checks import CaseFailure
-from conformance.peer import DELIVERIES, WirePeer, describe
+from conformance.peer import DELIVERIES, WirePeer, describe, invalid_vector_cases
 
 case = pytest.mark.case
 deliveries = pytest.mark.parametrize("delivery", DELIVERIES)
@@ -304,18 +304,9 @@ def case_busy_untouched(server) -> None:
 # --- errors ---------------------------------------------------------------------------------
 
 
-def error_cases() -> list:
-    params = []
-    for vector in vectors.load():
-        if vector.error:
-            for delivery in ("whole", "bytewise"):
-                params.append(pytest.param(vector, delivery, id=f"{vector.name}-{delivery}"))
-    return params
-
-
 @case("S-ERR-1", reqs="E-2 E-3 W-3 W-4 T-1 T-3 T-4", title="each invalid frame of the vectors gets its ERROR code",
       needs=("S-HELLO-1",))
-@pytest.mark.parametrize(("vector", "delivery"), error_cases())
+@pytest.mark.parametrize(("vector", "delivery"), invalid_vector_cases())
 def case_invalid_frame(server, vector: vectors.Vector, delivery: str) -> None:
     after_handshake = vector.data[0] in (FrameType.MESSAGE, FrameType.QUIT)
     peer = server.handshake() if after_handshake else server.connect()
