@@ -170,3 +170,20 @@ def test_requirements_are_read_whole_from_protocol_md() -> None:
     assert {"W-1", "W-7", "T-5", "E-3", "F-3", "S-14", "C-15", "X-2"} <= set(known)
     assert known["S-8"].endswith("The open conversation is not disturbed and nothing is printed.")
     assert quote("W-4", width=40).startswith("W-4: No frame may declare") and quote("W-4", width=40).endswith("...")
+
+
+INDEPENDENT = ROOT / "tests" / "independent"
+
+
+@pytest.mark.parametrize("mode", ["server", "client"])
+def test_an_independent_implementation_gets_the_same_verdicts(tmp_path: Path, mode: str) -> None:
+    """tests/independent/ was written from PROTOCOL.md alone, with struct instead of construct."""
+    if mode == "server":
+        command = ["--", "python3", str(INDEPENDENT / "indserve.py"), "{port}", "--handshake-timeout",
+                   "{handshake_timeout}"]
+    else:
+        command = ["--", "python3", str(INDEPENDENT / "indclient.py"), "{host}", "{port}"]
+    result = conformance(mode, "--json", str(tmp_path / "r.json"), *command)
+    assert result.returncode == 0, result.stdout
+    got = verdicts(tmp_path / "r.json")
+    assert got == dict.fromkeys(listed(mode), "PASS")

@@ -8,7 +8,6 @@ Usage: python3 indclient.py HOST PORT   (CHAT_HELLO_TIMEOUT=SECONDS overrides th
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import io
 import math
@@ -20,12 +19,22 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterator
 from typing import NoReturn
 
-HELLO, MESSAGE, QUIT, ERROR = 0x48, 0x4D, 0x51, 0x45
-LIMITS = {HELLO: ("HELLO", 0, 40), MESSAGE: ("MESSAGE", 0, 2000), QUIT: ("QUIT", 0, 0), ERROR: ("ERROR", 1, 201)}
-MALFORMED, UNEXPECTED, BAD_HANDLE, TIMEOUT = 2, 3, 4, 5
+from indwire import (
+    ERROR,
+    HELLO,
+    LIMITS,
+    MESSAGE,
+    QUIT,
+    TIMEOUT,
+    Decoder,
+    ProtocolError,
+    frame,
+    sanitise,
+    text_problem,
+)
+
 CODES = {
     1: ("BUSY", "the server is busy with another client"),
     2: ("MALFORMED", "the server got a malformed frame"),
@@ -37,86 +46,6 @@ HELLO_SENT, CLIENT_TURN, SERVER_TURN = "HELLO_SENT", "CLIENT_TURN", "SERVER_TURN
 HANDLE_PROMPT = "Enter client handle (length 10 or less): "
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-codecs.register_error("ind-qmark", lambda exc: ("?", exc.end))  # each bad sequence becomes one "?"
-
-
-# ---- text rules (T-1 .. T-5) -------------------------------------------------------------
-
-
-def is_control(ch: str) -> bool:
-    return ord(ch) <= 0x1F or 0x7F <= ord(ch) <= 0x9F
-
-
-def text_problem(raw: bytes, limit: int, handle: bool) -> str | None:
-    """The T-5 phrase for the first rule `raw` breaks, or None if it is a valid handle/message."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "is not valid UTF-8"
-    if not text:
-        return "is empty"
-    if len(text) > limit:
-        return f"is longer than {limit} characters"
-    if any(is_control(ch) for ch in text):
-        return "contains control characters"
-    if handle and any(ch.isspace() for ch in text):
-        return "contains whitespace"
-    if handle and ">" in text:
-        return "contains '>'"
-    return None
-
-
-def sanitise(raw: bytes) -> str:
-    """C-12 / S-13: each invalid UTF-8 sequence and each control character becomes '?'."""
-    return "".join("?" if is_control(ch) else ch for ch in raw.decode("utf-8", "ind-qmark"))
-
-
-# ---- frames (W-*, E-3) ---------------------------------------------------------------------
-
-
-class ProtocolError(Exception):
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code, self.reason = code, reason
-
-
-def frame(ftype: int, payload: bytes = b"") -> bytes:
-    return struct.pack("!BH", ftype, len(payload)) + payload
-
-
-class Decoder:
-    """Reassembles frames from a byte stream, checking each header as soon as it is complete."""
-
-    def __init__(self, unexpected: Callable[[int], str | None]) -> None:
-        self.unexpected = unexpected  # E-3 step 3: why this frame type is out of order, or None
-        self.pending = b""  # never more than one frame's worth (W-5)
-
-    def feed(self, data: bytes) -> Iterator[tuple[int, bytes]]:
-        buf, pos = self.pending + data, 0
-        self.pending = b""
-        while len(buf) - pos >= 3:
-            ftype, length = struct.unpack_from("!BH", buf, pos)
-            if ftype not in LIMITS:
-                raise ProtocolError(MALFORMED, f"unknown frame type 0x{ftype:02x}")
-            name, low, high = LIMITS[ftype]
-            if length > high:
-                raise ProtocolError(MALFORMED, f"declared length {length} exceeds {high} for {name}")
-            if length < low:
-                raise ProtocolError(MALFORMED, f"declared length {length} is below {low} for {name}")
-            if ftype != ERROR and (why := self.unexpected(ftype)):
-                raise ProtocolError(UNEXPECTED, why)
-            if len(buf) - pos - 3 < length:
-                break
-            payload = buf[pos + 3 : pos + 3 + length]
-            pos += 3 + length
-            if ftype in (HELLO, MESSAGE):
-                what, limit = ("handle", 10) if ftype == HELLO else ("message", 500)
-                problem = text_problem(payload, limit, ftype == HELLO)
-                if problem:
-                    bad = BAD_HANDLE if ftype == HELLO and problem != "is not valid UTF-8" else MALFORMED
-                    raise ProtocolError(bad, f"{what} {problem}")
-            yield ftype, payload
-        self.pending = buf[pos:]
 
 
 # ---- the client --------------------------------------------------------------------------
@@ -266,7 +195,7 @@ class Client:
         if quit_frame and self.sock is not None:
             self.send(frame(QUIT))
             self.close_gracefully()
-        if new_line or (self.prompt and (line is not None or self.tty)):
+        if new_line or self.prompt:
             out("\n")  # end the prompt's line (or the one a "^C" echo is on)
         if line is not None:
             err(line)
@@ -331,11 +260,10 @@ class Client:
 
     def pump_lines(self) -> None:
         """Handle the lines already read: all of them from a terminal, one per turn from a script."""
-        while self.tty or self.state == CLIENT_TURN:
-            line = self.take_line()
-            if line is None:
-                if self.eof:  # C-8: end of input means \quit
-                    self.leave(0, quit_frame=True)
+        while True:
+            if self.eof and not self.inbuf:  # C-8: end of input means \quit
+                self.leave(0, quit_frame=True)
+            if not (self.tty or self.state == CLIENT_TURN) or (line := self.take_line()) is None:
                 return
             self.on_line(line)
 

@@ -9,7 +9,6 @@ Usage: python3 indserve.py [PORT] [--handle NAME] [--handshake-timeout SECONDS]
 from __future__ import annotations
 
 import argparse
-import codecs
 import contextlib
 import errno
 import io
@@ -19,106 +18,32 @@ import re
 import selectors
 import signal
 import socket
-import struct
 import sys
 import termios
 import time
-from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, cast
 
-HELLO, MESSAGE, QUIT, ERROR = 0x48, 0x4D, 0x51, 0x45
-LIMITS = {HELLO: ("HELLO", 0, 40), MESSAGE: ("MESSAGE", 0, 2000), QUIT: ("QUIT", 0, 0), ERROR: ("ERROR", 1, 201)}
-BUSY, MALFORMED, UNEXPECTED, BAD_HANDLE, TIMEOUT = 1, 2, 3, 4, 5
+from indwire import (
+    BUSY,
+    HELLO,
+    LIMITS,
+    MESSAGE,
+    QUIT,
+    TIMEOUT,
+    Decoder,
+    ProtocolError,
+    error_frame,
+    frame,
+    sanitise,
+    text_problem,
+)
+
 CODE_NAMES = {1: "BUSY", 2: "MALFORMED", 3: "UNEXPECTED", 4: "BAD_HANDLE", 5: "TIMEOUT"}
 START, CLIENT_TURN, SERVER_TURN = "START", "CLIENT_TURN", "SERVER_TURN"
 USAGE = "usage: chatserve.py [PORT] [--handle NAME] [--handshake-timeout SECONDS]"
 DRAIN_SECONDS = 1.0
 SEND_TIMEOUT = 5.0
 
-codecs.register_error("ind-qmark", lambda exc: ("?", exc.end))  # each bad sequence becomes one "?"
-
-
-# ---- text rules (T-1 .. T-5) -------------------------------------------------------------
-
-
-def is_control(ch: str) -> bool:
-    return ord(ch) <= 0x1F or 0x7F <= ord(ch) <= 0x9F
-
-
-def text_problem(raw: bytes, limit: int, handle: bool) -> str | None:
-    """The T-5 phrase for the first rule `raw` breaks, or None if it is a valid handle/message."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "is not valid UTF-8"
-    if not text:
-        return "is empty"
-    if len(text) > limit:
-        return f"is longer than {limit} characters"
-    if any(is_control(ch) for ch in text):
-        return "contains control characters"
-    if handle and any(ch.isspace() for ch in text):
-        return "contains whitespace"
-    if handle and ">" in text:
-        return "contains '>'"
-    return None
-
-
-def sanitise(raw: bytes) -> str:
-    """S-13: each invalid UTF-8 sequence and each control character becomes '?'."""
-    return "".join("?" if is_control(ch) else ch for ch in raw.decode("utf-8", "ind-qmark"))
-
-
-# ---- frames (W-*, E-3) ---------------------------------------------------------------------
-
-
-class ProtocolError(Exception):
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code, self.reason = code, reason
-
-
-def frame(ftype: int, payload: bytes = b"") -> bytes:
-    return struct.pack("!BH", ftype, len(payload)) + payload
-
-
-def error_frame(code: int, reason: str) -> bytes:
-    return frame(ERROR, struct.pack("!B", code) + reason.encode("utf-8")[:200])
-
-
-class Decoder:
-    """Reassembles frames from a byte stream, checking each header as soon as it is complete."""
-
-    def __init__(self, unexpected: Callable[[int], str | None]) -> None:
-        self.unexpected = unexpected  # E-3 step 3: the reason a frame type is out of order, or None
-        self.pending = b""  # never more than one frame's worth (W-5)
-
-    def feed(self, data: bytes) -> Iterator[tuple[int, bytes]]:
-        buf, pos = self.pending + data, 0
-        self.pending = b""
-        while len(buf) - pos >= 3:
-            ftype, length = struct.unpack_from("!BH", buf, pos)
-            if ftype not in LIMITS:
-                raise ProtocolError(MALFORMED, f"unknown frame type 0x{ftype:02x}")
-            name, low, high = LIMITS[ftype]
-            if length > high:
-                raise ProtocolError(MALFORMED, f"declared length {length} exceeds {high} for {name}")
-            if length < low:
-                raise ProtocolError(MALFORMED, f"declared length {length} is below {low} for {name}")
-            if ftype != ERROR and (why := self.unexpected(ftype)):
-                raise ProtocolError(UNEXPECTED, why)
-            if len(buf) - pos - 3 < length:
-                break
-            payload = buf[pos + 3 : pos + 3 + length]
-            pos += 3 + length
-            if ftype in (HELLO, MESSAGE):
-                what, limit = ("handle", 10) if ftype == HELLO else ("message", 500)
-                problem = text_problem(payload, limit, ftype == HELLO)
-                if problem:
-                    bad = BAD_HANDLE if ftype == HELLO and problem != "is not valid UTF-8" else MALFORMED
-                    raise ProtocolError(bad, f"{what} {problem}")
-            yield ftype, payload
-        self.pending = buf[pos:]
 
 
 # ---- the server --------------------------------------------------------------------------
@@ -171,11 +96,9 @@ class Server:
 
     # -- output
     def out(self, text: str) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             sys.stdout.write(text)
             sys.stdout.flush()
-        except (OSError, ValueError):
-            pass
 
     def say(self, line: str) -> None:
         """Print a line, first ending the prompt's line if a prompt is showing (S-7)."""
@@ -206,7 +129,7 @@ class Server:
                     self.read_stdin()
                 elif key.data == "conn" and self.conn is not None and key.fileobj is self.conn.sock:
                     self.read_conn()
-                elif key.data == "drain":
+                elif key.data == "drain" and key.fileobj in self.draining:
                     self.read_drain(cast(socket.socket, key.fileobj))
             self.expire()
 
@@ -229,9 +152,7 @@ class Server:
         while True:
             try:
                 sock, addr = self.lsock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+            except OSError:  # nothing more to accept (or a connection already gone)
                 return
             if self.conn is None:
                 self.conn = Conn(sock, show_addr(addr), time.monotonic() + self.hs_timeout)
@@ -363,22 +284,28 @@ class Server:
         else:
             self.eof = True
 
+    def take_line(self) -> bytes | None:
+        """The next complete line (or the unterminated rest at end of input), without its newline."""
+        nl = self.inbuf.find(b"\n")
+        if nl >= 0:
+            line, self.inbuf = self.inbuf[:nl], self.inbuf[nl + 1 :]
+            return line
+        if self.eof and self.inbuf:
+            line, self.inbuf = self.inbuf, b""
+            return line
+        return None
+
     def pump_lines(self) -> None:
-        while self.tty or self.my_turn():
-            nl = self.inbuf.find(b"\n")
-            if nl >= 0:
-                line, self.inbuf = self.inbuf[:nl], self.inbuf[nl + 1 :]
-            elif self.eof and self.inbuf:
-                line, self.inbuf = self.inbuf, b""
-            elif self.eof:  # S-12: end of input
+        """Handle the lines already read: all of them from a terminal, one per turn from other input."""
+        while True:
+            if self.eof and not self.inbuf:  # S-12: end of input
+                self.eof = False  # (a terminal can be read again after Ctrl-D)
                 if not self.talking():
                     self.stop()
                 self.operator_quit()
                 if not self.tty:
-                    self.stop()  # with input from a file, the first conversation's end is the last
-                self.eof = False
-                return
-            else:
+                    self.stop()  # input from a file: the first conversation's end is the last
+            if not (self.tty or self.my_turn()) or (line := self.take_line()) is None:
                 return
             self.on_line(line)
 
