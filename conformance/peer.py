@@ -37,10 +37,21 @@ DELIVERIES = ("whole", "bytewise", "split-header", "coalesced")
 SEGMENT_GAP = 0.002  # seconds between segments, so that they are not merged on the way
 
 
-def invalid_vector_cases(deliveries: tuple[str, ...] = ("whole", "bytewise")) -> list:
+def invalid_vector_cases() -> list:
     """pytest parameters: every invalid frame of vectors/frames.txt, in each delivery."""
     return [pytest.param(vector, delivery, id=f"{vector.name}-{delivery}")
-            for vector in vectors.load() if vector.error for delivery in deliveries]
+            for vector in vectors.load() if vector.error for delivery in DELIVERIES]
+
+
+def send_invalid(peer: WirePeer, vector: vectors.Vector, delivery: str) -> None:
+    """An invalid frame of the vectors: a header-time fault without its payload (the answer must
+    not wait for it, W-4); a coalesced delivery puts a QUIT in the same segment (it must be
+    ignored: nothing is read after a violation)."""
+    data = vector.data[:3] if vector.at_header else vector.data
+    if delivery == "coalesced":
+        peer.send_raw(data + encode(Quit()))
+    else:
+        peer.send_raw(data, delivery)
 
 
 def describe(event: Event | None) -> str:

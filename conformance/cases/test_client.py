@@ -14,7 +14,7 @@ import pytest
 import vectors
 from chatwire import Error, ErrorCode, FrameType, Hello, Message, Quit, encode, error_name
 from conformance.checks import CaseFailure
-from conformance.peer import DELIVERIES, WirePeer, describe, invalid_vector_cases
+from conformance.peer import DELIVERIES, WirePeer, describe, invalid_vector_cases, send_invalid
 from conformance.programs import Program, free_port
 
 case = pytest.mark.case
@@ -298,7 +298,7 @@ def case_invalid_frame(start_client, scripted_server, vector: vectors.Vector, de
         client, peer = waiting(start_client, scripted_server)  # a MESSAGE in the server's turn
     else:
         client, peer = connected(start_client, scripted_server)  # in place of the server's HELLO
-    peer.send_raw(vector.data[:3] if vector.at_header else vector.data, delivery)
+    send_invalid(peer, vector, delivery)
     error = peer.expect_error("E-2 E-3", f"the answer to frame {vector.name}", ErrorCode[vector.error])
     client.expect_line(f"chatclient: protocol error: sent ERROR {error.code} {vector.error} ({error.reason})",
                        "C-13", "the one-line report of the ERROR sent")

@@ -13,7 +13,7 @@ import pytest
 import vectors
 from chatwire import ErrorCode, FrameType, Hello, Message, Quit
 from conformance.checks import CaseFailure
-from conformance.peer import DELIVERIES, WirePeer, describe, invalid_vector_cases
+from conformance.peer import DELIVERIES, WirePeer, describe, invalid_vector_cases, send_invalid
 
 case = pytest.mark.case
 deliveries = pytest.mark.parametrize("delivery", DELIVERIES)
@@ -310,8 +310,7 @@ def case_busy_untouched(server) -> None:
 def case_invalid_frame(server, vector: vectors.Vector, delivery: str) -> None:
     after_handshake = vector.data[0] in (FrameType.MESSAGE, FrameType.QUIT)
     peer = server.handshake() if after_handshake else server.connect()
-    # W-4: a header-time fault is sent without its payload; the answer must not wait for it.
-    peer.send_raw(vector.data[:3] if vector.at_header else vector.data, delivery)
+    send_invalid(peer, vector, delivery)
     peer.expect_error("E-2 E-3", f"the answer to frame {vector.name}", ErrorCode[vector.error])
     peer.expect_closed("E-2 W-7", "the server closes after its ERROR")
     if server.program:
