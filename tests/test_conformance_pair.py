@@ -1,0 +1,125 @@
+"""The conformance suite's pair mode, run as a user runs it and judged from its JSON report.
+
+A correct pair (ours, and tests/pairs' plain-text pair with its own wire format, prompts and
+server handle) passes every case; each broken pair of tests/pairs FAILs exactly the cases its
+defect touches, for the reason it should, and passes the rest. The runs are mostly idle time
+(the suite waits for programs to come to rest), so the selected ones run a few at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.checks import unknown_requirements
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = shlex.quote(sys.executable)
+PLAIN_SERVER = f"{PY} tests/pairs/plain_server.py {{port}}"
+PLAIN_CLIENT = f"{PY} tests/pairs/plain_client.py {{host}} {{port}}"
+CASES = {"P-INFER-1", "P-PREFIX-1", "P-HANDLE-1", "P-LONG-1", "P-TURN-1", "P-FRAME-1", "P-QUIT-1", "P-QUIT-2",
+         "P-DROP-1[client-turn]", "P-DROP-1[server-turn]"}
+WORKERS = 4
+
+
+@dataclass(frozen=True)
+class Pair:
+    server: str
+    client: str
+    fails: dict[str, str] = field(default_factory=dict)  # case ID -> text its FAIL details must hold
+    options: tuple[str, ...] = ()
+
+
+BROKEN = ("--timeout", "3")  # a broken pair's failures wait out a step; 3 s is plenty on loopback
+PAIRS = {
+    "reference": Pair("python3 chatserve.py {port}", "./chatclient {host} {port}"),
+    "reference-ipv6": Pair("python3 chatserve.py {port}", "./chatclient {host} {port}", options=("--host", "::1")),
+    "plain": Pair(PLAIN_SERVER, PLAIN_CLIENT),
+    # Each recv() taken as one message: split by the bytewise relay, merged by the coalescing one.
+    "client-recv-per-message": Pair(PLAIN_SERVER, PLAIN_CLIENT + " --defect recv-per-message", {
+        "P-LONG-1": "the client shows the server's message", "P-FRAME-1": "the client shows the server's first",
+    }, BROKEN),
+    "server-recv-per-message": Pair(PLAIN_SERVER + " --defect recv-per-message", PLAIN_CLIENT, {
+        "P-LONG-1": "the server shows the client's message", "P-FRAME-1": "the server shows the client's first",
+    }, BROKEN),
+    "client-handle-8": Pair(PLAIN_SERVER, PLAIN_CLIENT + " --defect handle-8", {"P-HANDLE-1": "'Christop> '"},
+                            BROKEN),
+    "server-missed-drop": Pair(PLAIN_SERVER + " --defect missed-drop", PLAIN_CLIENT, {
+        "P-DROP-1[client-turn]": "after its client was killed",
+        "P-DROP-1[server-turn]": "wrote to a client that was killed",
+    }, BROKEN),
+    "server-quit-as-message": Pair(PLAIN_SERVER + " --defect quit-as-message", PLAIN_CLIENT, {
+        "P-QUIT-2": "showed the \\quit as a message",
+    }, BROKEN),
+}
+
+
+@dataclass
+class Run:
+    status: int
+    output: str
+    report: dict[str, Any]
+
+    def verdicts(self) -> dict[str, str]:
+        return {case["id"]: case["verdict"] for case in self.report.get("cases", [])}
+
+    def details(self, case_id: str) -> str:
+        return "\n".join(d for case in self.report["cases"] if case["id"] == case_id for d in case["details"])
+
+
+def run_pair(pair: Pair, json_path: Path) -> Run:
+    argv = [sys.executable, "-m", "conformance", "pair", *pair.options, "--server", pair.server,
+            "--client", pair.client, "--json", str(json_path)]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    report = json.loads(json_path.read_text()) if json_path.exists() else {}
+    return Run(done.returncode, done.stdout + done.stderr, report)
+
+
+@pytest.fixture(scope="module")
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[Run]]]:
+    """The pair runs the selected tests need, all started at once, WORKERS at a time."""
+    if not (ROOT / "chatclient").exists():
+        pytest.fail(f"{ROOT / 'chatclient'} is missing: run ./compileall")
+    wanted = sorted({item.callspec.params["name"] for item in request.session.items  # type: ignore[attr-defined]
+                     if item.module is request.module and hasattr(item, "callspec")})  # type: ignore[attr-defined]
+    out = tmp_path_factory.mktemp("pair-reports")
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        yield {name: pool.submit(run_pair, PAIRS[name], out / f"{name}.json") for name in wanted}
+
+
+@pytest.mark.parametrize("name", list(PAIRS))
+def test_pair(name: str, runs: dict[str, Future[Run]]) -> None:
+    pair, run = PAIRS[name], runs[name].result()
+    verdicts = run.verdicts()
+    assert set(verdicts) == CASES, run.output
+    failed = {case_id for case_id, verdict in verdicts.items() if verdict == "FAIL"}
+    assert failed == set(pair.fails), run.output
+    for case_id, expected_text in pair.fails.items():
+        assert expected_text in run.details(case_id), f"{case_id} failed for another reason:\n{run.output}"
+    for case_id, verdict in verdicts.items():
+        if case_id in pair.fails:
+            continue
+        blocked_by_a_failure = verdict == "BLOCKED" and any(f in run.details(case_id) for f in pair.fails)
+        assert verdict == "PASS" or blocked_by_a_failure, f"{case_id}: {verdict}\n{run.output}"
+    assert run.status == (1 if pair.fails else 0), run.output
+
+
+def test_list_pair() -> None:
+    """Every pair case is listed, naming requirements that PROTOCOL.md defines."""
+    done = subprocess.run([sys.executable, "-m", "conformance", "list", "pair"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    listed = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines() if line.startswith("P-")}
+    assert set(listed) == CASES
+    for case_id, words in listed.items():
+        reqs = [w for w in words if len(w) <= 4 and w[:1].isupper() and w[1:2] == "-"]
+        assert reqs and not unknown_requirements(reqs), f"{case_id}: {words}"
