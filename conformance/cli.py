@@ -98,6 +98,10 @@ def parse(argv: list[str]) -> tuple[Options, argparse.Namespace]:
         parser.error(f"{args.mode} mode takes no -- COMMAND")
     if args.mode == "server" and command and not any("{port}" in part for part in command):
         parser.error("the server command needs {port} where the port goes")
+    if args.mode == "client" and not any("{port}" in part for part in command):
+        parser.error("the client command needs {port} where the port goes")
+    if args.mode == "pair" and not ("{port}" in args.server and "{port}" in args.client):
+        parser.error("both pair commands need {port} where the port goes")
     return Options(
         mode=args.mode,
         command=command,

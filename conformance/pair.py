@@ -32,11 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pexpect
-
 from conformance.checks import CaseFailure, ProgramDied
 from conformance.plugin import Options
-from conformance.programs import Program, free_port, listening
+from conformance.programs import Program, free_port, listening, substitute
 
 C2S, S2C = "client->server", "server->client"
 SERVER_HANDLE = "Server"  # typed when a server asks its operator for a handle (not HostA: nothing may assume it)
@@ -215,16 +213,6 @@ def short(text: str, limit: int = 90) -> str:
     return repr(text) if len(text) <= limit else repr(text[: limit - 20]) + f"... ({len(text)} characters)"
 
 
-def substitute(argv: list[str], **values: object) -> list[str]:
-    """{host} and {port} in a command, replaced as plain text (as in the other modes)."""
-    out = []
-    for part in argv:
-        for name, value in values.items():
-            part = part.replace("{" + name + "}", str(value))
-        out.append(part)
-    return out
-
-
 class Side:
     """One program of the pair in its pseudo-terminal, with what the suite learnt about it."""
 
@@ -237,16 +225,8 @@ class Side:
 
     def pump(self) -> bool:
         """Read what it has shown so far (into its transcript); True if there was anything."""
-        got = False
-        while not self.exited:
-            try:
-                if not self.program.child.read_nonblocking(65536, timeout=0):
-                    break
-                got = True
-            except pexpect.TIMEOUT:
-                break
-            except (pexpect.EOF, OSError, ValueError):
-                self.exited = True
+        got = self.program.pump()
+        self.exited = self.exited or self.program.ended
         if got:
             self.activity = time.monotonic()
         return got
@@ -665,7 +645,7 @@ class PairRun:
             if listening(self.port):
                 break
             if rest.kind("server") == "exited":
-                raise ProgramDied("S-3", f"the server {program.exit_description()} before it listened on "
+                raise ProgramDied("A-7", f"the server {program.exit_description()} before it listened on "
                                          f"port {self.port}", [f"a socket listening on port {self.port}"],
                                   "(see the screen below)")
             if rest.ok and rest.kind("server") == "user" and self.server_question is None:
@@ -675,7 +655,7 @@ class PairRun:
                     (line for line in reversed(self.server.lines_since(0)) if line.strip()), "")
                 self.server.type(SERVER_HANDLE)
                 continue
-            raise CaseFailure("S-3", f"the server did not listen on port {self.port} within {self.opts.step:g} s"
+            raise CaseFailure("A-7", f"the server did not listen on port {self.port} within {self.opts.step:g} s"
                               + (f" after it was given the handle {SERVER_HANDLE!r}"
                                  if self.server_question is not None else ""),
                               [f"a socket listening on port {self.port} (the port given for {{port}})"],
@@ -699,16 +679,16 @@ class PairRun:
         self.clients.append(client)
         rest = self.rest()
         if rest.kind(role) == "exited":
-            raise ProgramDied("C-2", f"the {role} {program.exit_description()} before asking for a handle",
+            raise ProgramDied("A-1", f"the {role} {program.exit_description()} before asking for a handle",
                               ["a question, then the client waits for its user"], "(see the screen below)")
         if not rest.ok or rest.kind(role) != "user":
-            raise CaseFailure("C-2", f"the {role} did not wait for its user to type a handle",
+            raise CaseFailure("A-1", f"the {role} did not wait for its user to type a handle",
                               ["a question, then the client waits for its user"],
                               (rest.why or rest.states[role].detail) + self.relay_problems())
         self.client_question = client.last_line
         client.type(handle)
         if reach_prompt:
-            self.expect_turn(client, "C-5", f"the client waits for its first message after the handle {handle!r}")
+            self.expect_turn(client, "A-2", f"the client waits for its first message after the handle {handle!r}")
         return client
 
     # -- at rest
@@ -743,7 +723,7 @@ class PairRun:
                 why = "; ".join(busy + printing) or "a relay still had bytes in flight"
                 return Rest(False, states, f"not at rest after {self.opts.step if timeout is None else timeout:g} s: "
                                            f"{why}")
-            fds = [s.program.child.child_fd for s in sides if not s.exited]
+            fds = [s.program.fd for s in sides if not s.exited]
             wait = 0.01 if calm else min(0.02, max(0.001, self.quiet - (now - last)))
             with contextlib.suppress(OSError, ValueError):
                 # bounded polling of /proc: another process's blocking has no event to wait on
@@ -782,14 +762,14 @@ class PairRun:
         self.settle(f"the server's message {short(text)}")
         return client.lines_since(mark)
 
-    def settle(self, after: str, reqs: str = "S-5 C-6") -> Rest:
+    def settle(self, after: str, reqs: str = "A-2") -> Rest:
         rest = self.rest()
         if not rest.ok:
             raise CaseFailure(reqs, f"after {after}, the pair did not come to rest", ["both programs wait"],
                               rest.why)
         return rest
 
-    def learn_server_handle(self, reqs: str = "S-5") -> str:
+    def learn_server_handle(self, reqs: str = "A-2") -> str:
         """The server's handle, from the prompt it shows while it waits for its operator."""
         assert self.server is not None
         prompt = self.server.last_line

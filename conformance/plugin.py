@@ -27,6 +27,7 @@ VERDICTS = ("PASS", "FAIL", "WARN", "SKIP", "BLOCKED")
 WARNINGS_KEY = pytest.StashKey[list[tuple[str, str]]]()
 PROGRAMS_KEY = pytest.StashKey[list[Any]]()
 VERDICT_KEY = pytest.StashKey[str]()
+NOTES_KEY = pytest.StashKey[list[tuple[str, bool]]]()
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Result:
     reqs: list[str]
     verdict: str = "PASS"
     details: list[str] = field(default_factory=list)
+    root: str = ""  # for BLOCKED: the case whose failure blocked it
     duration: float = 0.0
 
 
@@ -129,11 +131,15 @@ class ConformancePlugin:
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         item.stash[WARNINGS_KEY] = []
         item.stash[PROGRAMS_KEY] = []
+        item.stash[NOTES_KEY] = []
         mark = case_marker(item)
         for needed in mark.kwargs.get("needs", ()) if mark else ():
             for other in self.by_base.get(needed, []):
                 if self.results[other].verdict in ("FAIL", "BLOCKED"):
-                    pytest.skip(f"BLOCKED: needs {needed}, which did not pass ({other}: {self.results[other].verdict})")
+                    root = self.results[other].root or other
+                    self._result(item).root = root
+                    via = "" if root == other else f", through {needed}"
+                    pytest.skip(f"BLOCKED: needs {needed}; {root} FAILed{via}")
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]):
@@ -155,6 +161,11 @@ class ConformancePlugin:
             result.verdict = "WARN"
             for reqs, what in item.stash[WARNINGS_KEY]:
                 result.details += [what, *(quote(r) for r in reqs.split())]
+        if report.when == "call":
+            for text, in_title in item.stash.get(NOTES_KEY, []):
+                result.details.insert(0, text)
+                if in_title:
+                    result.title += f" [{text}]"
         item.stash[VERDICT_KEY] = result.verdict
         if report.when == "teardown":
             report.user_properties += [("verdict", result.verdict), ("requirements", " ".join(result.reqs))]

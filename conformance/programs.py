@@ -22,6 +22,16 @@ from conformance.checks import CaseFailure, ProgramDied
 ANSI_OR_CONTROL = re.compile(r"\x1b|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
+def substitute(argv: list[str], **values: object) -> list[str]:
+    """{host}, {port} and {handshake_timeout} in a command, replaced as plain text."""
+    out = []
+    for part in argv:
+        for name, value in values.items():
+            part = part.replace("{" + name + "}", str(value))
+        out.append(part)
+    return out
+
+
 def describe_status(exitstatus: int | None, signalstatus: int | None) -> str:
     if signalstatus is not None:
         try:
@@ -56,6 +66,7 @@ class Program:
         self.child.ptyproc.delayafterterminate = 0.05
         self._status: str | None = None
         self.case_mark = 0  # where the current case's output starts (a shared server runs many)
+        self.ended = False  # its output has ended
 
     @property
     def pid(self) -> int:
@@ -114,13 +125,25 @@ class Program:
         except (pexpect.TIMEOUT, pexpect.EOF):
             return False
 
-    def drain(self) -> None:
-        """Discard whatever output is already waiting."""
-        try:
-            while self.child.read_nonblocking(65536, timeout=0):
-                pass
-        except (pexpect.TIMEOUT, pexpect.EOF):
-            pass
+    def pump(self) -> bool:
+        """Take in whatever output is waiting (into the transcript, past any expect); True if
+        there was some. The end of its output (it exited) sets `ended`."""
+        got = False
+        while not self.ended:
+            try:
+                if not self.child.read_nonblocking(65536, timeout=0):
+                    break
+                got = True
+            except pexpect.TIMEOUT:
+                break
+            except (pexpect.EOF, OSError, ValueError):
+                self.ended = True
+        return got
+
+    @property
+    def fd(self) -> int:
+        """The pty's descriptor, to wait for its output with select()."""
+        return self.child.child_fd
 
     def raw_control_in_output(self) -> str | None:
         """A raw escape or control character that reached the screen in this case, if any (E-2, S-13)."""

@@ -17,18 +17,8 @@ import pytest
 from chatwire import Hello, Role
 from conformance.checks import CaseFailure, ProgramDied
 from conformance.peer import WirePeer, describe
-from conformance.plugin import PROGRAMS_KEY, VERDICT_KEY, WARNINGS_KEY, Options, case_id
-from conformance.programs import Program, free_port, listening, open_connections
-
-
-def substitute(argv: list[str], **values: object) -> list[str]:
-    """{host}, {port} and {handshake_timeout} in a command, replaced as plain text."""
-    out = []
-    for part in argv:
-        for name, value in values.items():
-            part = part.replace("{" + name + "}", str(value))
-        out.append(part)
-    return out
+from conformance.plugin import NOTES_KEY, PROGRAMS_KEY, VERDICT_KEY, WARNINGS_KEY, Options, case_id
+from conformance.programs import Program, free_port, listening, open_connections, substitute
 
 
 class Context:
@@ -49,6 +39,11 @@ class Context:
     def warn(self, reqs: str, what: str) -> None:
         """A SHOULD is broken: the case goes on, and ends as WARN if nothing else fails."""
         self.item.stash[WARNINGS_KEY].append((reqs, what))
+
+    def note(self, text: str, in_title: bool = False) -> None:
+        """Something the case found out (e.g. what it inferred): in its details and the JSON,
+        and in its one line too when `in_title`."""
+        self.item.stash[NOTES_KEY].append((text, in_title))
 
     def watch(self, program: Program) -> None:
         """Show this program's screen if the case fails."""
@@ -188,7 +183,7 @@ def _check_alive(srv: ServerUnderTest, ctx: Context) -> None:
 def server(server_pool: ServerPool, ctx: Context) -> Iterator[ServerUnderTest]:
     srv = server_pool.get()
     if srv.program:
-        srv.program.drain()
+        srv.program.pump()  # what an earlier case left on the screen is not this case's
         srv.program.mark()
         ctx.watch(srv.program)
     yield srv

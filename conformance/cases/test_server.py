@@ -28,6 +28,7 @@ def end(srv, peer: WirePeer) -> None:
     peer.close()
     if srv.program:
         srv.program.settle(re.escape(DROPPED), srv.opts.step)
+    srv.wait_until_idle()  # (with --attach there is no line to wait for)
 
 
 def shown_address(peer: WirePeer) -> str:
