@@ -208,6 +208,10 @@ class Server:
         self.selector.register(self.term_in, selectors.EVENT_READ, self.on_terminal)
         while self.running:
             for key, _ in self.selector.select(self.next_timeout()):
+                # An earlier event of this round may have closed this socket (e.g. the operator's
+                # send found the client gone): its event is stale.
+                if self.selector.get_map().get(key.fd) is not key:
+                    continue
                 key.data(key.fileobj)
                 if not self.running:
                     break

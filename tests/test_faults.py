@@ -1,0 +1,173 @@
+"""Faults and floods against the real server on loopback, bounded in count and time:
+hundreds of extra connections, stalled handshakes, clients killed mid-frame, a peer that stops
+reading. The conversation must lose nothing and the server must give back what it took."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import vectors
+from chatwire import ErrorCode, Hello, Message, Quit, encode
+from procs import DROPPED, ROOT, Peer, Screen, connect
+
+BUSY = vectors.by_name("error-busy").data
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    """Poll a condition of another process (its /proc entries) until it holds, bounded."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def handshake(port: int) -> Peer:
+    peer = connect(port)
+    peer.send(Hello("Chris"))
+    assert peer.receive() == Hello("HostA")
+    return peer
+
+
+def refusal(sock: socket.socket) -> bytes:
+    """Everything a refused connection receives before the server closes it."""
+    data = b""
+    try:
+        while chunk := sock.recv(4096):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def test_500_extra_connections_during_a_conversation(server) -> None:
+    srv = server()
+    peer = handshake(srv.port)
+    srv.expect_established()
+    peer.send(Message("before"))
+    srv.expect_line("Chris> before")
+    srv.expect_text("HostA> ")
+    fds_before = open_fds(srv.pid)
+
+    kinds = [b"", encode(Hello("Eve")), b"\xde\xad\xbe\xef" * 64]
+    for batch in range(10):
+        socks = []
+        for i in range(50):
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=15)
+            if data := kinds[(batch * 50 + i) % 3]:
+                sock.sendall(data)
+            socks.append(sock)
+        for sock in socks:
+            got = refusal(sock)
+            assert got == BUSY, got[:32]
+            sock.close()
+
+    srv.type("after the flood")
+    assert peer.receive() == Message("after the flood")
+    peer.send(Message("still here"))
+    srv.expect_line("Chris> still here")
+    wait_for(lambda: open_fds(srv.pid) <= fds_before, 10, "the server's descriptors to return to their count")
+    peer.send(Quit())
+    srv.expect_line(DROPPED)
+
+
+def test_100_stalled_handshakes_then_a_real_client(server) -> None:
+    """Only one connection is served at a time (S-8): the first stalled one gets TIMEOUT within
+    the handshake timeout, the other 99 get BUSY at once; then a real client is served."""
+    srv = server("--handshake-timeout", "0.5")
+    started = time.monotonic()
+    socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=15) for _ in range(100)]
+    for sock in socks:
+        sock.sendall(b"H")  # one byte of a HELLO, then nothing
+    answers = [refusal(sock) for sock in socks]
+    for sock in socks:
+        sock.close()
+    codes = sorted(answer[3] for answer in answers)
+    assert codes == [ErrorCode.BUSY] * 99 + [ErrorCode.TIMEOUT], codes
+    assert time.monotonic() - started < 5
+    peer = handshake(srv.port)
+    peer.send(Message("served"))
+    srv.expect_line("Chris> served")
+
+
+KILLED_MID_FRAME = """
+import socket, sys, time
+sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+sock.sendall(bytes.fromhex("4800054368726973"))
+sock.recv(8)
+sock.sendall(bytes.fromhex("4d0100") + b"half")  # declares 256 bytes, sends 4
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_client_killed_mid_frame_is_dropped_and_the_next_served(server) -> None:
+    srv = server()
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_MID_FRAME, str(srv.port)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        srv.expect_established()
+        proc.kill()
+    finally:
+        proc.wait()
+    srv.expect_line(DROPPED)
+    handshake(srv.port).send(Message("next"))
+    srv.expect_line("Chris> next")
+
+
+def test_a_client_that_stops_reading_does_not_block_the_operator(server) -> None:
+    """The client sends and never reads, with a tiny receive buffer: the server's replies pile up
+    until one cannot be handed to the kernel; then the server drops it instead of blocking."""
+    srv = server()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    sock.connect(("127.0.0.1", srv.port))
+    sock.sendall(encode(Hello("Chris")))
+    reply = "€" * 500  # 1503 bytes a frame: the kernel's buffers (up to 4 MB) fill after thousands
+    for i in range(6000):
+        try:
+            sock.sendall(encode(Message(f"m{i}")))  # in turn; the replies are never read
+        except OSError:
+            pass  # already dropped: the server's line below says so
+        if srv.child.expect_exact([DROPPED + "\r\n", f"Chris> m{i}\r\n"]) == 0:
+            break  # the server gave up on it rather than block
+        srv.expect_text("HostA> ")
+        srv.type(reply)
+    else:
+        pytest.fail("6000 replies were taken although the client read none")
+    srv.type("x")  # the operator's terminal still answers
+    srv.expect_line("No client is connected; the line was not sent.")
+    sock.close()
+
+
+@pytest.mark.skipif(not Path("/usr/bin/valgrind").exists(), reason="valgrind is not installed")
+def test_valgrind_finds_no_leak_or_error_in_a_whole_session(server) -> None:
+    srv = server()
+    cli = Screen(["valgrind", "--leak-check=full", "--error-exitcode=1", "--errors-for-leak-kinds=all", "-q",
+                  str(ROOT / "chatclient"), "127.0.0.1", str(srv.port)], role="client")
+    try:
+        cli.expect_text("Enter client handle (length 10 or less): ")
+        cli.type("Chris")
+        srv.expect_established()
+        cli.expect_text("Chris> ")
+        cli.type("test")
+        srv.expect_line("Chris> test")
+        srv.expect_text("HostA> ")
+        srv.type("hello")
+        cli.expect_line("HostA> hello")
+        cli.type("\\quit")
+        assert cli.wait_exit() == 0, cli.transcript
+    finally:
+        cli.stop()
