@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import enum
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -24,14 +25,16 @@ from construct import Bytes, GreedyBytes, Int8ub, Int16ub, Rebuild, Struct, len_
 
 # --- the layout (W-1, W-2, W-6) ----------------------------------------------------------
 
-FRAME = Struct(
+FRAME_LAYOUT = Struct(
     "type" / Int8ub,
     "length" / Rebuild(Int16ub, len_(this.payload)),
     "payload" / Bytes(this.length),
 )
-HEADER = Struct(*FRAME.subcons[:2])  # the first two fields alone, to decide at the header
-HEADER_SIZE: Final = HEADER.sizeof()
-ERROR_BODY = Struct("code" / Int8ub, "reason" / GreedyBytes)
+HEADER_LAYOUT = Struct(*FRAME_LAYOUT.subcons[:2])  # the first two fields alone, to decide at the header
+ERROR_LAYOUT = Struct("code" / Int8ub, "reason" / GreedyBytes)
+# construct's compiled parsers: the same definitions, about 3x faster (bench/throughput.py).
+FRAME, HEADER, ERROR_BODY = FRAME_LAYOUT.compile(), HEADER_LAYOUT.compile(), ERROR_LAYOUT.compile()
+HEADER_SIZE: Final = HEADER_LAYOUT.sizeof()
 
 MAX_PAYLOAD: Final = 2000  # W-4
 HANDLE_MAX: Final = 10  # T-1, in code points
@@ -81,6 +84,9 @@ def is_control(ch: str) -> bool:
     return ch <= "\x1f" or "\x7f" <= ch <= "\x9f"
 
 
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # T-2, for whole strings (a regex scans in C)
+
+
 def decode_text(raw: bytes) -> str | None:
     """Strict UTF-8 (T-4), or None. Python's codec already refuses overlongs and surrogates."""
     try:
@@ -94,7 +100,7 @@ def handle_problem(text: str) -> str | None:
         return "is empty"
     if len(text) > HANDLE_MAX:
         return f"is longer than {HANDLE_MAX} characters"
-    if any(map(is_control, text)):
+    if CONTROL.search(text):
         return "contains control characters"
     if any(ch.isspace() for ch in text):
         return "contains whitespace"
@@ -108,7 +114,7 @@ def message_problem(text: str) -> str | None:
         return "is empty"
     if len(text) > MESSAGE_MAX:
         return f"is longer than {MESSAGE_MAX} characters"
-    if any(map(is_control, text)):
+    if CONTROL.search(text):
         return "contains control characters"
     return None
 
@@ -230,6 +236,7 @@ class Connection:
         self.their_role = S if our_role is C else C
         self.state = State.START
         self._buffer = bytearray()
+        self._start = 0  # where the undecoded bytes begin in _buffer (consumed bytes are dropped lazily)
         self._eof = False
         self._closed_reported = False
 
@@ -244,31 +251,47 @@ class Connection:
         else:
             self._eof = True
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet decoded: at most one partial frame after a drain (W-5)."""
+        return len(self._buffer) - self._start
+
+    def _take(self, size: int) -> bytes:
+        frame = bytes(self._buffer[self._start : self._start + size])
+        self._start += size
+        if self._start == len(self._buffer) or self._start > 65536:
+            del self._buffer[: self._start]  # compact now and then, not per frame
+            self._start = 0
+        return frame
+
     def next_event(self) -> Event | _NeedData:
         """The next complete event, NEED_DATA, or ProtocolError (after which only send(Error) is allowed)."""
-        if self.state in _ACTIVE and len(self._buffer) >= HEADER_SIZE:
-            header = HEADER.parse(self._buffer)
+        if self.state in _ACTIVE and self.buffered >= HEADER_SIZE:
+            header = HEADER.parse(self._buffer[self._start : self._start + HEADER_SIZE])
             ftype = self._check_header(header.type, header.length)
             size = HEADER_SIZE + header.length
-            if len(self._buffer) >= size:
-                frame = FRAME.parse(self._buffer[:size])
-                del self._buffer[:size]
+            if self.buffered >= size:
+                frame = FRAME.parse(self._take(size))
                 event = self._decode_payload(ftype, frame.payload)
                 self.state = TRANSITIONS[self.state, self.their_role, ftype]
                 if self.state is State.CLOSED:
-                    self._buffer.clear()  # W-8
+                    self._clear()  # W-8
                 return event
         if self._eof and not self._closed_reported:
             self._closed_reported = True
             if self.state is not State.BROKEN:
                 self.state = State.CLOSED
-            self._buffer.clear()
+            self._clear()
             return ConnectionClosed()
         return NEED_DATA
 
+    def _clear(self) -> None:
+        self._buffer.clear()
+        self._start = 0
+
     def _fail(self, code: ErrorCode, reason: str) -> ProtocolError:
         self.state = State.BROKEN
-        self._buffer.clear()
+        self._clear()
         return ProtocolError(code, reason)
 
     def _check_header(self, type_byte: int, length: int) -> FrameType:
@@ -338,7 +361,7 @@ def _encode_payload(event: Hello | Message | Quit | Error) -> tuple[FrameType, b
             return FrameType.QUIT, b""
         case Error(code, reason):
             raw = reason.encode()
-            if len(raw) > REASON_MAX or any(map(is_control, reason)):
+            if len(raw) > REASON_MAX or CONTROL.search(reason):
                 raise LocalProtocolError("an ERROR reason is at most 200 bytes without control characters")
             return FrameType.ERROR, ERROR_BODY.build({"code": code, "reason": raw})
     raise LocalProtocolError(f"not an event that can be sent: {event!r}")

@@ -267,7 +267,7 @@ def test_a_long_stream_of_messages_keeps_the_buffer_bounded() -> None:
         for i in range(0, len(data), 7):
             server.receive_data(data[i : i + 7])
             events = drain(server)
-            assert len(server._buffer) < HEADER_SIZE + 2000
+            assert server.buffered < HEADER_SIZE + 2000
         assert events == [Message(text)]
         client.receive_data(server.send(Message("ok")))
         assert drain(client) == [Message("ok")]

@@ -64,7 +64,7 @@ def test_a_conversation_round_trips_however_each_frame_is_cut(handles: tuple[str
         for piece in cut(sender.send(event), points):
             receiver.receive_data(piece)
             received += drain(receiver)
-            assert len(receiver._buffer) < HEADER_SIZE + MAX_PAYLOAD
+            assert receiver.buffered < HEADER_SIZE + MAX_PAYLOAD
         assert received == [event]
 
 
@@ -110,7 +110,7 @@ def test_any_bytes_give_events_or_a_named_protocol_error(data: bytes, points: li
             assert exc.reason and len(exc.reason.encode()) <= 200 and exc.reason.isascii()
             conn.send(Error(exc.code, exc.reason))  # the answer can always be sent
             return
-        assert len(conn._buffer) < HEADER_SIZE + MAX_PAYLOAD  # W-5: one partial frame at most
+        assert conn.buffered < HEADER_SIZE + MAX_PAYLOAD  # W-5: one partial frame at most
     for event in outcomes:
         if isinstance(event, Hello):
             assert handle_problem(event.handle) is None
