@@ -28,7 +28,7 @@ def with_chatwire(data: bytes) -> int:
     conn = Connection(Role.SERVER)
     conn.receive_data(data)
     count = 0
-    while (event := conn.next_event()) is not NEED_DATA:
+    while conn.next_event() is not NEED_DATA:
         count += 1
         conn.state = State.CLIENT_TURN  # as if the server had answered: its sends are not measured
     return count

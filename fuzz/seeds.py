@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import vectors  # noqa: E402
+import vectors
 
 
 def main(out: Path) -> None:
