@@ -1,0 +1,331 @@
+"""Deliberately broken implementations that prove the conformance suite's checks can fail.
+
+Each mutant is the reference implementation with one documented defect, made at test time by
+exact textual replacement in a copy of the reference sources: nothing broken is kept in the
+repository, and a mutant cannot drift far from the reference (if the reference changes under
+an `old` text, build() says so instead of silently testing something else).
+
+`fails` lists the case IDs the mutant must FAIL: a full ID (`S-MSG-1[coalesced]`) names one
+parametrization, a base ID (`S-BUSY-1`) every parametrization of that case, and `*` stands for
+any characters (`S-ERR-1[hello-11-ascii-*]`: that vector in every delivery). Every
+other case must PASS, or be BLOCKED because a prerequisite FAILed; `warns` and `skips` list
+the cases that end WARN or SKIP instead, because the defect breaks only a SHOULD or the suite
+cannot judge it, and `flaky` those that may FAIL or PASS, as timing decides (README.md).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER_FILES = ("chatserve.py", "chatwire.py", "venvboot.py")
+CLIENT_FILES = ("chatclient.c", "chatwire.c", "chatwire.h")
+# The flags of ./compileall: a mutant must compile as cleanly as the reference does.
+CFLAGS = ("-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2")
+
+Target = Literal["server", "client"]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    target: Target
+    file: str  # the reference file the edits apply to
+    edits: tuple[tuple[str, str], ...]  # (old, new); each old occurs exactly once in the reference
+    defect: str  # one line: what is wrong, with the PROTOCOL.md rule it breaks
+    fails: frozenset[str]
+    warns: frozenset[str] = field(default_factory=frozenset)
+    skips: frozenset[str] = field(default_factory=frozenset)
+    flaky: frozenset[str] = field(default_factory=frozenset)  # FAIL or PASS: decided by timing
+
+
+def mutant(name: str, target: Target, file: str, old: str, new: str, defect: str, fails: set[str],
+           *, more: tuple[tuple[str, str], ...] = (), warns: set[str] | None = None,
+           flaky: set[str] | None = None) -> Mutant:
+    return Mutant(name, target, file, ((old, new), *more), defect, frozenset(fails), frozenset(warns or ()),
+                  flaky=frozenset(flaky or ()))
+
+
+# The split-header delivery leaves 2 ms between the two parts of a frame (conformance/peer.py,
+# SEGMENT_GAP): a reader that is not scheduled within them reads the frame whole, so a reader
+# that mishandles split frames can PASS it under load (seen in 1 of 12 runs at 6 parallel runs).
+# The bytewise delivery gives 2 ms after each of the first 8 bytes, a 14 ms window: it FAILs.
+
+
+SERVER_MUTANTS = [
+    mutant("srv-listening-line", "server", "chatserve.py",
+           'term.line(f"Listening on port {listener.getsockname()[1]}...")',
+           'term.line(f"Listening on port {listener.getsockname()[1]}")',
+           "wrong 'Listening' line: it lacks the '...' of 'Listening on port N...' (S-3)",
+           {"S-LISTEN-1"}),
+    mutant("srv-length-little-endian", "server", "chatwire.py",
+           '"length" / Rebuild(Int16ub, len_(this.payload)),',
+           '"length" / Rebuild(Int16ul, len_(this.payload)),',
+           "wrong length bytes: the u16 length is little-endian, both ways (W-1)",
+           {"S-HELLO-1"},
+           more=(("from construct import Bytes, GreedyBytes, Int8ub, Int16ub,",
+                  "from construct import Bytes, GreedyBytes, Int8ub, Int16ub, Int16ul,"),)),
+    mutant("srv-split-frame", "server", "chatwire.py",
+           "            return ConnectionClosed()\n        return NEED_DATA\n",
+           "            return ConnectionClosed()\n"
+           "        if self._buffer:  # mutant: each read is taken to hold whole frames\n"
+           '            raise self._fail(ErrorCode.MALFORMED, "frame cut off")\n'
+           "        return NEED_DATA\n",
+           "misses a split frame: treats each read as whole frames, a frame cut by a read is MALFORMED (W-5)",
+           {"S-HELLO-1[bytewise]"}, flaky={"S-HELLO-1[split-header]"}),
+    mutant("srv-mapped-address", "server", "chatserve.py",
+           '    if host.startswith("::ffff:") and "." in host:\n        host = host.removeprefix("::ffff:")\n',
+           "",
+           "wrong 'Established' address: IPv4 clients shown as ('::ffff:127.0.0.1', PORT) (S-4)",
+           {"S-HELLO-3", "S-ADDR-1", "S-QUIT-3", "S-ERR-3"}),
+    mutant("srv-one-message-per-read", "server", "chatserve.py",
+           "                self.on_event(peer, event)\n",
+           "                self.on_event(peer, event)\n"
+           "                if isinstance(event, Message):\n"
+           "                    break  # mutant: the rest of this read waits for the next one\n",
+           "misses frames after a MESSAGE in the same read (W-5): they wait for more input",
+           {"S-MSG-1[coalesced]", "S-QUIT-1[coalesced]", "S-ERR-2[two-messages]"}),
+    mutant("srv-handle-in-message", "server", "chatserve.py",
+           "self.peer.conn.send(Message(text))",
+           'self.peer.conn.send(Message(f"{self.handle}> {text}"))',
+           "sends 'HostA> text' as the MESSAGE instead of the text alone (S-5, W-3)",
+           {"S-MSG-2", "S-MSG-3", "S-MSG-4", "S-MSG-5"}),
+    mutant("srv-leaves-without-quit", "server", "chatserve.py",
+           "        with contextlib.suppress(PeerGone):\n"
+           "            send_frame(peer.sock, peer.conn.send(Quit()))\n",
+           "",
+           "the operator's \\quit, Ctrl-D and Ctrl-C close the connection without sending QUIT (S-9, S-12)",
+           {"S-QUIT-2", "S-QUIT-3", "S-CTRLC-1", "S-EOF-1"}),
+    mutant("srv-stale-handle", "server", "chatserve.py",
+           "                peer.handle, peer.deadline = handle, None\n",
+           '                peer.handle, peer.deadline = self.__dict__.setdefault("first", handle), None  # mutant\n',
+           "keeps the first client's handle for every later client (S-9, S-5)",
+           {"S-NEXT-1"}),
+    mutant("srv-silent-drop", "server", "chatserve.py",
+           "            case Quit() | ConnectionClosed():\n                self.drop(peer)\n",
+           "            case Quit():\n"
+           "                self.drop(peer)\n"
+           "            case ConnectionClosed():  # mutant: a lost client goes without a word\n"
+           "                self.selector.unregister(peer.sock)\n"
+           "                peer.sock.close()\n"
+           "                self.peer = None\n",
+           "says nothing when a client's connection ends without QUIT (S-9, E-5)",
+           {"S-DROP-1", "S-DROP-2"}),
+    mutant("srv-no-busy", "server", "chatserve.py",
+           "        try:\n"
+           '            send_frame(sock, Connection(Role.SERVER).send(Error(ErrorCode.BUSY, "busy")))\n'
+           "        except PeerGone:\n"
+           "            sock.close()\n"
+           "            return\n"
+           "        self.linger(sock)\n",
+           "        sock.close()  # mutant: refused without ERROR BUSY\n",
+           "no BUSY: a second connection is closed without ERROR BUSY (S-8)",
+           {"S-BUSY-2"},
+           # S-BUSY-1 cannot tell a BUSY never sent from one lost to a reset (a W-7 SHOULD): WARN.
+           warns={"S-BUSY-1"}),
+    mutant("srv-busy-reason", "server", "chatserve.py",
+           'Error(ErrorCode.BUSY, "busy")',
+           'Error(ErrorCode.BUSY, "server busy")',
+           "BUSY with the wrong reason 'server busy' instead of 'busy' (E-4)",
+           {"S-BUSY-1"}),
+    mutant("srv-accepts-11-char-handle", "server", "chatwire.py",
+           "    if len(text) > HANDLE_MAX:\n",
+           "    if len(text) > HANDLE_MAX + 1:\n",
+           "accepts an 11-character handle (T-1)",
+           {"S-ERR-1[hello-11-ascii-*]"}),
+    mutant("srv-raw-esc", "server", "chatwire.py",
+           '    return "".join("?" if is_control(ch) else ch for ch in text)\n',
+           "    return text\n",
+           "prints raw ESC: the client's ERROR reason reaches the screen unsanitised (S-13)",
+           {"S-ERR-4"}),
+    mutant("srv-no-timeout", "server", "chatserve.py",
+           "deadline=time.monotonic() + self.handshake_timeout)",
+           "deadline=None)",
+           "no TIMEOUT: a connection that never completes HELLO is kept forever (S-11)",
+           {"S-TIMEOUT-1"}),
+]
+
+CLIENT_MUTANTS = [
+    mutant("cli-handle-prompt", "client", "chatclient.c",
+           '        outs("Enter client handle (length 10 or less): ");\n',
+           '        outs("Enter client handle: ");\n',
+           "wrong handle prompt 'Enter client handle: ' (C-2)",
+           {"C-PROMPT-1"}),
+    mutant("cli-length-little-endian", "client", "chatwire.c",
+           "    out[1] = (unsigned char)(len >> 8);\n    out[2] = (unsigned char)(len & 0xFF);\n",
+           "    out[1] = (unsigned char)(len & 0xFF);\n    out[2] = (unsigned char)(len >> 8);\n",
+           "wrong length bytes: frames go out with a little-endian length (W-1)",
+           {"C-HELLO-1", "C-HANDLE-1"}),
+    mutant("cli-handle-no-reprompt", "client", "chatclient.c",
+           "    if (problem != NULL && !stdin_tty) {\n",
+           "    if (problem != NULL) {\n",
+           "does not re-prompt: an invalid handle typed at a terminal is fatal (C-2)",
+           {"C-HANDLE-1"}),
+    mutant("cli-split-frame", "client", "chatclient.c",
+           "    feed(buf, (size_t)n);\n",
+           "    feed(buf, (size_t)n);\n"
+           "    if (dec.have > 0 && !dec.done) /* mutant: each read is taken to hold whole frames */\n"
+           '        protocol_error(WIRE_MALFORMED, "frame cut off");\n',
+           "misses a split frame: treats each read as whole frames, a frame cut by a read is MALFORMED (W-5)",
+           {"C-HELLO-2[bytewise]"}, flaky={"C-HELLO-2[split-header]"}),
+    mutant("cli-hangs-after-quit", "client", "chatclient.c",
+           "    close(sock);\n    exit(EXIT_SUCCESS);\n",
+           "    close(sock);\n    sock = -1; /* mutant: and waits on, for the terminal */\n",
+           "hangs after QUIT: shows the server's QUIT but does not exit (C-11)",
+           {"C-HELLO-2[coalesced]"}),
+    mutant("cli-message-off-by-one", "client", "chatclient.c",
+           "    if (send_frame(WIRE_MESSAGE, s, n) < 0)\n",
+           "    if (send_frame(WIRE_MESSAGE, s, n + 1) < 0)\n",
+           "sends one byte too many with each MESSAGE: 'test' goes out as 'tests' (C-5)",
+           # C-ERR-2's MESSAGE vectors first send 'test' (waiting()) but only need C-HELLO-2.
+           {"C-MSG-1", "C-ERR-2[message-*]"}),
+    mutant("cli-no-prompt", "client", "chatclient.c",
+           '    outs("\\n");\n    enter(CLIENT_TURN);\n    show_prompt();\n',
+           '    outs("\\n");\n    enter(CLIENT_TURN);\n    fflush(stdout);\n',
+           "no prompt after a received MESSAGE (C-6)",
+           {"C-MSG-2[whole]", "C-MSG-2[bytewise]", "C-MSG-2[split-header]"}),
+    mutant("cli-truncates-499", "client", "chatclient.c",
+           "    if (send_frame(WIRE_MESSAGE, s, n) < 0)\n",
+           "    if (send_frame(WIRE_MESSAGE, s, n > 499 ? 499 : n) < 0)\n",
+           "truncates typed lines at 499 bytes (C-7: nothing is truncated)",
+           {"C-MSG-3", "C-MSG-4"}),
+    mutant("cli-sends-out-of-turn", "client", "chatclient.c",
+           "    if (state != CLIENT_TURN) {\n",
+           "    if (state != CLIENT_TURN && state != SERVER_TURN) {\n",
+           "sends lines typed out of turn (C-7, F-2)",
+           {"C-MSG-5"}),
+    mutant("cli-leaves-without-quit", "client", "chatclient.c",
+           "        if (send_frame(WIRE_QUIT, NULL, 0) < 0 && failure_is_lost)\n            lost();\n",
+           "        (void)failure_is_lost; /* mutant: no QUIT */\n",
+           "\\quit, Ctrl-D and Ctrl-C close the connection without sending QUIT (C-8, C-9)",
+           {"C-QUIT-1", "C-QUIT-2", "C-QUIT-3", "C-CTRLC-1"}),
+    mutant("cli-quit-unexpected-waiting", "client", "chatclient.c",
+           "        [SERVER_TURN] = WIRE_ALLOW_MESSAGE | WIRE_ALLOW_QUIT,\n",
+           "        [SERVER_TURN] = WIRE_ALLOW_MESSAGE,\n",
+           "takes the server's QUIT during the server's turn for UNEXPECTED (F-3, C-11)",
+           {"C-QUIT-4"}),
+    mutant("cli-glued-quit-line", "client", "chatclient.c",
+           '    end_prompt_line();\n    outs("The server has closed the connection...\\n");\n',
+           '    outs("The server has closed the connection...\\n");\n',
+           "prints the server's QUIT line after the half-typed input, not on a fresh line (C-10)",
+           {"C-QUIT-5"}),
+    mutant("cli-sigpipe", "client", "chatclient.c",
+           "        n = send(sock, buf, len, MSG_NOSIGNAL);\n",
+           "        n = send(sock, buf, len, 0);\n",
+           "dies on SIGPIPE: sets SIGPIPE to SIG_DFL, sends without MSG_NOSIGNAL, and answers a lost "
+           "connection with QUIT, a write to the reset socket (C-15)",
+           {"C-SIGPIPE-1", "C-LOST-1[reset]"},
+           # SIG_DFL, not merely "not ignored": the suite's children inherit SIGPIPE ignored from
+           # Python (pexpect does not restore it), so only an explicit SIG_DFL can kill a client.
+           # The QUIT is what writes after the reset: a client like the reference notices the reset
+           # by reading and exits without writing, and the first write after a reset gets
+           # ECONNRESET, not SIGPIPE (README.md has the evidence).
+           more=(("    sa.sa_handler = SIG_IGN;\n    sigaction(SIGPIPE, &sa, NULL); /* C-15 */\n",
+                  "    sa.sa_handler = SIG_DFL; /* mutant: SIGPIPE kills */\n    sigaction(SIGPIPE, &sa, NULL);\n"),
+                 ('    errline("chatclient: the connection to the server was lost");\n    exit(EXIT_LOST);\n',
+                  '    errline("chatclient: the connection to the server was lost");\n'
+                  "    send_frame(WIRE_QUIT, NULL, 0); /* mutant: a goodbye to a dead connection */\n"
+                  "    exit(EXIT_LOST);\n"))),
+    mutant("cli-refused-exit-status", "client", "chatclient.c",
+           '        errline("chatclient: cannot connect to %s port %s: %s", host, port, strerror(err));\n'
+           "        exit(EXIT_CONNECT);\n",
+           '        errline("chatclient: cannot connect to %s port %s: %s", host, port, strerror(err));\n'
+           "        exit(EXIT_LOST);\n",
+           "wrong exit status: 6 instead of 3 when the connection is refused (C-3, X-1)",
+           {"C-REFUSED-1"}),
+    mutant("cli-raw-esc", "client", "chatclient.c",
+           "    wire_sanitize(dec.payload + 1, dec.len - 1, reason, sizeof reason);\n",
+           "    memcpy(reason, dec.payload + 1, dec.len - 1); /* mutant: not sanitised */\n"
+           "    reason[dec.len - 1] = '\\0';\n",
+           "prints raw ESC: the server's ERROR reason reaches the screen unsanitised (C-12, S-13)",
+           {"C-ERR-1[2]", "C-ERR-1[3]", "C-ERR-1[4]", "C-ERR-1[5]", "C-ERR-1[77]"}),
+    mutant("cli-second-hello", "client", "chatclient.c",
+           "        [CLIENT_TURN] = WIRE_ALLOW_QUIT,\n",
+           "        [CLIENT_TURN] = WIRE_ALLOW_QUIT | WIRE_ALLOW_HELLO,\n",
+           "accepts a second HELLO from the server instead of UNEXPECTED (E-1, section 4)",
+           {"C-ERR-3[second-hello]"}),
+    mutant("cli-no-timeout", "client", "chatclient.c",
+           "        timeout = state == HELLO_SENT ? ms_until(&hello_deadline) : -1;\n",
+           "        timeout = -1; /* mutant: waits for the server's HELLO forever */\n",
+           "no TIMEOUT: waits for the server's HELLO forever (C-4)",
+           {"C-TIMEOUT-1"}),
+    mutant("cli-ignores-hello-timeout-env", "client", "chatclient.c",
+           '    const char *env = getenv("CHAT_HELLO_TIMEOUT");\n',
+           "    const char *env = NULL; /* mutant: CHAT_HELLO_TIMEOUT ignored */\n",
+           "ignores CHAT_HELLO_TIMEOUT and always waits 10 s for the server's HELLO (C-4 SHOULD)",
+           set(), warns={"C-TIMEOUT-1"}),
+]
+
+MUTANTS = SERVER_MUTANTS + CLIENT_MUTANTS
+
+# Base case IDs that no mutant can FAIL, because the suite cannot (findings: README.md). The
+# coverage test demands exactly these gaps, so a suite that learns to fail one asks for a mutant.
+UNFAILABLE = {
+    "S-HELLO-2": "it SKIPs when the HELLO is not HostA's, and when it is, S-HELLO-1 has already "
+                 "decoded those bytes strictly on the same server, so they are the golden ones",
+}
+BY_NAME = {m.name: m for m in MUTANTS}
+assert len(BY_NAME) == len(MUTANTS), "mutant names must be unique"
+
+
+# --- building --------------------------------------------------------------------------------
+
+
+class BuildError(Exception):
+    """The mutant cannot be made: an `old` text is not in the reference exactly once, or the C does not compile."""
+
+
+def mutated_source(m: Mutant) -> str:
+    """The reference file with the mutant's edits applied, each checked to match exactly once."""
+    text = (ROOT / m.file).read_text(encoding="utf-8")
+    for old, new in m.edits:
+        # Counted in the reference, not after earlier edits, so that the check means what it says.
+        found = (ROOT / m.file).read_text(encoding="utf-8").count(old)
+        if found != 1:
+            raise BuildError(f"{m.name}: the old text occurs {found} times in {m.file}, not once: {old!r}")
+        text = text.replace(old, new)
+    return text
+
+
+def build(m: Mutant, workdir: Path) -> list[str]:
+    """Make the mutant in `workdir` (empty or new) and return the suite's command template for it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    files = SERVER_FILES if m.target == "server" else CLIENT_FILES
+    for name in files:
+        shutil.copy2(ROOT / name, workdir / name)
+    (workdir / m.file).write_text(mutated_source(m), encoding="utf-8")
+    if m.target == "server":
+        shutil.copytree(ROOT / "vectors", workdir / "vectors", dirs_exist_ok=True)
+        # Started with system python3, venvboot re-executes under the .venv beside venvboot.py: the
+        # copy's, a link to the real one. The suite starts it under that .venv at once instead,
+        # which venvboot accepts as is: the same interpreter, and each of the suite's many server
+        # starts is 40 ms shorter, time the suite spends polling /proc for the listening socket.
+        venv = workdir / ".venv"
+        if not venv.exists():
+            venv.symlink_to(ROOT / ".venv", target_is_directory=True)
+        return [str(venv / "bin" / "python"), str(workdir / "chatserve.py"), "{port}",
+                "--handshake-timeout", "{handshake_timeout}"]
+    binary = workdir / "chatclient"
+    cc = subprocess.run(["cc", *CFLAGS, "-o", str(binary), "chatclient.c", "chatwire.c"], cwd=workdir,
+                        capture_output=True, text=True)
+    if cc.returncode != 0:
+        raise BuildError(f"{m.name}: the mutant does not compile:\n{cc.stderr}")
+    return [str(binary), "{host}", "{port}"]
+
+
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    """A base ID names all its parametrizations, a full ID one, and `*` any run of characters
+    (`S-ERR-1[hello-11-ascii-*]`: that vector in every delivery the suite has)."""
+    full = re.escape(pattern).replace(r"\*", ".*")
+    return re.compile(full if "[" in pattern else full + r"(\[.*\])?")
+
+
+def expected_ids(patterns: frozenset[str] | set[str], case_ids: list[str]) -> set[str]:
+    """The full case IDs that `patterns` name among `case_ids`."""
+    regexes = [pattern_regex(p) for p in patterns]
+    return {cid for cid in case_ids if any(r.fullmatch(cid) for r in regexes)}
