@@ -12,6 +12,7 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -31,16 +32,17 @@ from chatwire import (
     error_name,
 )
 from conformance.checks import CaseFailure, hexdump
+from conformance.netdiag import unread_by_peer
 
 # W-5: how a case's frames are cut into TCP segments.
 DELIVERIES = ("whole", "bytewise", "split-header", "coalesced")
-SEGMENT_GAP = 0.002  # seconds between segments, so that they are not merged on the way
+SEGMENT_GAP = 0.02  # between segments, only where it cannot be seen that the other side has read
 
 
-def invalid_vector_cases() -> list:
-    """pytest parameters: every invalid frame of vectors/frames.txt, in each delivery."""
+def invalid_vector_cases(which: Callable[[vectors.Vector], bool] = lambda vector: True) -> list:
+    """pytest parameters: the invalid frames of vectors/frames.txt (those `which` picks), in each delivery."""
     return [pytest.param(vector, delivery, id=f"{vector.name}-{delivery}")
-            for vector in vectors.load() if vector.error for delivery in DELIVERIES]
+            for vector in vectors.load() if vector.error and which(vector) for delivery in DELIVERIES]
 
 
 def send_invalid(peer: WirePeer, vector: vectors.Vector, delivery: str) -> None:
@@ -77,7 +79,11 @@ class WirePeer:
         self.timeout = timeout
         self.quiet = quiet
         self.unread = bytearray()  # bytes received since the last event returned, for reports
-        self.closed = False
+        self.ignored = b""  # what came between the last two events, e.g. after a QUIT (W-8)
+        self.closed = False  # we have sent FIN (or reset)
+        self.finished = False  # the socket is closed
+        self.reset_seen = False  # the stream ended with a reset rather than a FIN
+        self.reset_sent = False  # we ended it with a reset
 
     @classmethod
     def connect(cls, host: str, port: int, timeout: float, quiet: float) -> WirePeer:
@@ -96,15 +102,24 @@ class WirePeer:
                 for i in range(len(data)):
                     self.sock.sendall(data[i : i + 1])
                     if i < 8:  # the header and the start of a payload; past that, speed matters more
-                        time.sleep(SEGMENT_GAP)
+                        self.wait_consumed()
             elif delivery == "split-header" and len(data) >= 2:
                 self.sock.sendall(data[:2])  # inside the 3-byte header
-                time.sleep(SEGMENT_GAP)
+                self.wait_consumed()
                 self.sock.sendall(data[2:])
             else:
                 self.sock.sendall(data)
         except OSError:
             pass  # the other side has gone; what it sent before is still read and judged
+
+    def wait_consumed(self) -> None:
+        """Until the other program has read everything sent so far (at most a second), so that the
+        next bytes are surely a read of their own; where that cannot be seen, a fixed gap."""
+        deadline = time.monotonic() + min(self.timeout, 1.0)
+        while (unread := unread_by_peer(self.sock)) and time.monotonic() < deadline:
+            time.sleep(0.0005)  # the other program's read has no event we could wait on
+        if unread is None:
+            time.sleep(SEGMENT_GAP)
 
     def send(self, *events: Hello | Message | Quit | Error, delivery: str = "whole") -> None:
         """Events through chatwire. A coalesced delivery puts all of them in one segment; the
@@ -129,10 +144,28 @@ class WirePeer:
         """Close with RST instead of FIN (SO_LINGER 0)."""
         with contextlib.suppress(OSError):
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.close()
+        self.closed = self.finished = self.reset_sent = True
+        self.sock.close()
 
     def close(self) -> None:
-        self.closed = True
+        """End our side (FIN). The socket stays open, so that finish() can see the other side close."""
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_WR)
+
+    def finish(self) -> None:
+        """Close, and wait (at most a step) until the other side has closed too: then it has
+        finished with this connection, and a next one will not find it busy."""
+        if self.finished:
+            return
+        self.close()
+        deadline = time.monotonic() + self.timeout
+        with contextlib.suppress(OSError):
+            while (left := deadline - time.monotonic()) > 0 and select.select([self.sock], [], [], left)[0]:
+                if not self.sock.recv(65536):
+                    break
+        self.finished = True
         self.sock.close()
 
     # -- receiving
@@ -146,6 +179,7 @@ class WirePeer:
             data = self.sock.recv(65536)
         except OSError:  # a reset: the stream has ended
             data = b""
+            self.reset_seen = True
         self.unread += data
         self.conn.receive_data(data)
         return data
@@ -162,6 +196,7 @@ class WirePeer:
                                         f"({exc.code.name}: {exc.reason})",
                                   got=hexdump(bytes(self.unread))) from None
             if event is not NEED_DATA:
+                self.ignored = bytes(self.unread) if isinstance(event, ConnectionClosed) else b""
                 self.unread.clear()
                 if isinstance(event, Quit | Error):
                     # W-8: a peer that got QUIT or ERROR sends nothing more, so the other side's
@@ -201,6 +236,9 @@ class WirePeer:
         event = self.next_event(reqs, what, timeout)
         if event != ConnectionClosed():
             raise CaseFailure(reqs, what, ["the connection closes"], self._got(event, timeout))
+        if self.ignored:
+            raise CaseFailure(f"{reqs} W-8", f"{what}: bytes came after the last frame (QUIT or ERROR ends a stream)",
+                              ["nothing, then the close"], hexdump(self.ignored))
 
     def expect_quiet(self, reqs: str, what: str) -> None:
         """Nothing arrives within the quiet period (a bounded negative check)."""

@@ -22,6 +22,14 @@ from conformance.checks import CaseFailure, ProgramDied
 ANSI_OR_CONTROL = re.compile(r"\x1b|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
+def default_signals() -> None:
+    """In the child before exec: Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays
+    ignored across exec. A program under test must meet them as a shell would start it (a client
+    that forgets to ignore SIGPIPE must be able to die of it, C-15)."""
+    for signum in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def substitute(argv: list[str], **values: object) -> list[str]:
     """{host}, {port} and {handshake_timeout} in a command, replaced as plain text."""
     out = []
@@ -53,7 +61,7 @@ class Program:
         try:
             self.child = pexpect.spawn(
                 argv[0], argv[1:], cwd=cwd, env={**os.environ, **(env or {})}, encoding="utf-8",
-                codec_errors="replace", timeout=timeout, dimensions=(24, 250),
+                codec_errors="replace", timeout=timeout, dimensions=(24, 250), preexec_fn=default_signals,
             )
         except pexpect.ExceptionPexpect as exc:
             raise ProgramDied("", f"the {role} command could not be started: {exc}") from None

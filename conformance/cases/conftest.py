@@ -98,7 +98,7 @@ class ServerUnderTest:
         that the next case is not refused as BUSY by a connection the server has yet to notice."""
         deadline = time.monotonic() + self.opts.step
         while open_connections(self.port) and time.monotonic() < deadline:
-            time.sleep(0.005)  # polling /proc: another process's close() has no event to wait on
+            time.sleep(0.02)  # polling /proc (each read costs ms): another process's close() has no event
 
     def connect(self, host: str | None = None) -> WirePeer:
         peer = WirePeer.connect(host or self.host, self.port, self.opts.step, self.opts.quiet_period)
@@ -106,10 +106,13 @@ class ServerUnderTest:
         return peer
 
     def close_peers(self) -> None:
-        """Close what a case left open (a case may end early, e.g. skipped or failed)."""
+        """Close what a case left open (it may have ended early, skipped or failed), and wait until
+        the server has closed each connection too; after a reset, which gives nothing to wait on,
+        ask /proc until the server holds no connection."""
         for peer in self.peers:
-            if not peer.closed:
-                peer.close()
+            peer.finish()
+        if any(peer.reset_sent for peer in self.peers):
+            self.wait_until_idle()
         self.peers.clear()
 
     def handshake(self, handle: str = "Chris", host: str | None = None) -> WirePeer:
@@ -188,7 +191,6 @@ def server(server_pool: ServerPool, ctx: Context) -> Iterator[ServerUnderTest]:
         ctx.watch(srv.program)
     yield srv
     srv.close_peers()
-    srv.wait_until_idle()
     # A case that failed may have left the server mid-conversation: the next case gets a new one.
     if ctx.item.stash.get(VERDICT_KEY, "PASS") not in ("PASS", "WARN"):
         server_pool.dirty = True

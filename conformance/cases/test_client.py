@@ -290,14 +290,26 @@ def case_error_received(start_client, scripted_server, code: int) -> None:
         raise CaseFailure("C-12 S-13", "a raw control character reached the client's screen", ["none"], raw)
 
 
-@case("C-ERR-2", reqs="E-2 E-3 C-13 W-3 W-4 T-1 T-3 T-4",
-      title="each invalid frame of the vectors gets its ERROR code, one line, exit 5", needs=("C-HELLO-2",))
-@pytest.mark.parametrize(("vector", "delivery"), invalid_vector_cases())
+@case("C-ERR-2", reqs="E-2 E-3 C-13 W-3 W-4 T-1 T-4",
+      title="each invalid non-MESSAGE frame of the vectors, in place of HELLO, gets its ERROR code, exit 5",
+      needs=("C-HELLO-2",))
+@pytest.mark.parametrize(("vector", "delivery"), invalid_vector_cases(lambda v: v.data[0] != FrameType.MESSAGE))
 def case_invalid_frame(start_client, scripted_server, vector: vectors.Vector, delivery: str) -> None:
-    if vector.data[0] == FrameType.MESSAGE:
-        client, peer = waiting(start_client, scripted_server)  # a MESSAGE in the server's turn
-    else:
-        client, peer = connected(start_client, scripted_server)  # in place of the server's HELLO
+    client, peer = connected(start_client, scripted_server)  # in place of the server's HELLO
+    reject(client, peer, vector, delivery)
+
+
+@case("C-ERR-4", reqs="E-2 E-3 C-13 W-3 W-4 T-3 T-4",
+      title="each invalid MESSAGE of the vectors, in the server's turn, gets its ERROR code, exit 5",
+      needs=("C-MSG-1",))
+@pytest.mark.parametrize(("vector", "delivery"), invalid_vector_cases(lambda v: v.data[0] == FrameType.MESSAGE))
+def case_invalid_message(start_client, scripted_server, vector: vectors.Vector, delivery: str) -> None:
+    client, peer = waiting(start_client, scripted_server)
+    reject(client, peer, vector, delivery)
+
+
+def reject(client: Program, peer: WirePeer, vector: vectors.Vector, delivery: str) -> None:
+    """Send an invalid frame of the vectors; the client must answer with its ERROR and exit 5."""
     send_invalid(peer, vector, delivery)
     error = peer.expect_error("E-2 E-3", f"the answer to frame {vector.name}", ErrorCode[vector.error])
     client.expect_line(f"chatclient: protocol error: sent ERROR {error.code} {vector.error} ({error.reason})",

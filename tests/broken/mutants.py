@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import vectors
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_FILES = ("chatserve.py", "chatwire.py", "venvboot.py")
 CLIENT_FILES = ("chatclient.c", "chatwire.c", "chatwire.h")
@@ -51,18 +53,21 @@ def mutant(name: str, target: Target, file: str, old: str, new: str, defect: str
                   flaky=frozenset(flaky or ()))
 
 
-# The split-header delivery leaves 2 ms between the two parts of a frame (conformance/peer.py,
-# SEGMENT_GAP): a reader that is not scheduled within them reads the frame whole, so a reader
-# that mishandles split frames can PASS it under load (seen in 1 of 12 runs at 6 parallel runs).
-# The bytewise delivery gives 2 ms after each of the first 8 bytes, a 14 ms window: it FAILs.
+# The split-header delivery waits until the program has read the first part before it sends the
+# rest (conformance/peer.py, wait_consumed), so a reader that mishandles split frames FAILs it
+# every time; it first left a fixed 2 ms, which a loaded reader missed 1 run in 12.
 
+
+# The MESSAGE vectors whose only fault is a control character (T-2).
+CONTROL_MESSAGES = {"message-nul", "message-newline", "message-cr", "message-tab", "message-esc-clear",
+                    "message-del", "message-c1-first", "message-c1-csi", "message-c1-last"}
 
 SERVER_MUTANTS = [
     mutant("srv-listening-line", "server", "chatserve.py",
            'term.line(f"Listening on port {listener.getsockname()[1]}...")',
            'term.line(f"Listening on port {listener.getsockname()[1]}")',
            "wrong 'Listening' line: it lacks the '...' of 'Listening on port N...' (S-3)",
-           {"S-LISTEN-1"}),
+           {"S-LISTEN-1", "S-LISTEN-2"}),
     mutant("srv-length-little-endian", "server", "chatwire.py",
            '"length" / Rebuild(Int16ub, len_(this.payload)),',
            '"length" / Rebuild(Int16ul, len_(this.payload)),',
@@ -77,7 +82,7 @@ SERVER_MUTANTS = [
            '            raise self._fail(ErrorCode.MALFORMED, "frame cut off")\n'
            "        return NEED_DATA\n",
            "misses a split frame: treats each read as whole frames, a frame cut by a read is MALFORMED (W-5)",
-           {"S-HELLO-1[bytewise]"}, flaky={"S-HELLO-1[split-header]"}),
+           {"S-HELLO-1[bytewise]", "S-HELLO-1[split-header]"}),
     mutant("srv-mapped-address", "server", "chatserve.py",
            '    if host.startswith("::ffff:") and "." in host:\n        host = host.removeprefix("::ffff:")\n',
            "",
@@ -125,9 +130,19 @@ SERVER_MUTANTS = [
            "        self.linger(sock)\n",
            "        sock.close()  # mutant: refused without ERROR BUSY\n",
            "no BUSY: a second connection is closed without ERROR BUSY (S-8)",
-           {"S-BUSY-2"},
-           # S-BUSY-1 cannot tell a BUSY never sent from one lost to a reset (a W-7 SHOULD): WARN.
-           warns={"S-BUSY-1"}),
+           {"S-BUSY-1"}),
+    mutant("srv-busy-ends-conversation", "server", "chatserve.py",
+           "        self.linger(sock)\n",
+           "        self.linger(sock)\n"
+           "        if self.peer:  # mutant: the refusal ends the conversation going on too\n"
+           "            self.drop(self.peer)\n",
+           "a BUSY refusal also ends the conversation going on (S-8: it is not disturbed)",
+           {"S-BUSY-2"}),
+    mutant("srv-default-handle", "server", "chatserve.py",
+           'DEFAULT_HANDLE = "HostA"',
+           'DEFAULT_HANDLE = "Host"',
+           "the default handle is 'Host', not 'HostA' (S-1)",
+           {"S-HELLO-2"}),
     mutant("srv-busy-reason", "server", "chatserve.py",
            'Error(ErrorCode.BUSY, "busy")',
            'Error(ErrorCode.BUSY, "server busy")',
@@ -172,7 +187,7 @@ CLIENT_MUTANTS = [
            "    if (dec.have > 0 && !dec.done) /* mutant: each read is taken to hold whole frames */\n"
            '        protocol_error(WIRE_MALFORMED, "frame cut off");\n',
            "misses a split frame: treats each read as whole frames, a frame cut by a read is MALFORMED (W-5)",
-           {"C-HELLO-2[bytewise]"}, flaky={"C-HELLO-2[split-header]"}),
+           {"C-HELLO-2[bytewise]", "C-HELLO-2[split-header]"}),
     mutant("cli-hangs-after-quit", "client", "chatclient.c",
            "    close(sock);\n    exit(EXIT_SUCCESS);\n",
            "    close(sock);\n    sock = -1; /* mutant: and waits on, for the terminal */\n",
@@ -182,8 +197,7 @@ CLIENT_MUTANTS = [
            "    if (send_frame(WIRE_MESSAGE, s, n) < 0)\n",
            "    if (send_frame(WIRE_MESSAGE, s, n + 1) < 0)\n",
            "sends one byte too many with each MESSAGE: 'test' goes out as 'tests' (C-5)",
-           # C-ERR-2's MESSAGE vectors first send 'test' (waiting()) but only need C-HELLO-2.
-           {"C-MSG-1", "C-ERR-2[message-*]"}),
+           {"C-MSG-1"}),
     mutant("cli-no-prompt", "client", "chatclient.c",
            '    outs("\\n");\n    enter(CLIENT_TURN);\n    show_prompt();\n',
            '    outs("\\n");\n    enter(CLIENT_TURN);\n    fflush(stdout);\n',
@@ -244,6 +258,17 @@ CLIENT_MUTANTS = [
            "    reason[dec.len - 1] = '\\0';\n",
            "prints raw ESC: the server's ERROR reason reaches the screen unsanitised (C-12, S-13)",
            {"C-ERR-1[2]", "C-ERR-1[3]", "C-ERR-1[4]", "C-ERR-1[5]", "C-ERR-1[77]"}),
+    mutant("cli-bad-handle-is-malformed", "client", "chatwire.c",
+           "        return fail(d, wire_utf8_valid(p, len, NULL) ? WIRE_BAD_HANDLE : WIRE_MALFORMED, why);\n",
+           "        return fail(d, WIRE_MALFORMED, why); /* mutant */\n",
+           "answers every bad handle in the server's HELLO with MALFORMED instead of BAD_HANDLE (E-3 step 5)",
+           {f"C-ERR-2[{v.name}-*]" for v in vectors.load() if v.error == "BAD_HANDLE"}),
+    mutant("cli-shows-control-characters", "client", "chatwire.c",
+           "    if (d->buf[0] == WIRE_MESSAGE && (problem = wire_message_problem(p, len)) != NULL) {\n",
+           "    if (d->buf[0] == WIRE_MESSAGE && (problem = wire_message_problem(p, len)) != NULL &&\n"
+           '        strcmp(problem, "contains control characters") != 0) { /* mutant */\n',
+           "accepts MESSAGEs with control characters from the server and prints them raw (T-3, E-2)",
+           {f"C-ERR-4[{v.name}-*]" for v in vectors.load() if v.name in CONTROL_MESSAGES}),
     mutant("cli-second-hello", "client", "chatclient.c",
            "        [CLIENT_TURN] = WIRE_ALLOW_QUIT,\n",
            "        [CLIENT_TURN] = WIRE_ALLOW_QUIT | WIRE_ALLOW_HELLO,\n",
@@ -265,10 +290,7 @@ MUTANTS = SERVER_MUTANTS + CLIENT_MUTANTS
 
 # Base case IDs that no mutant can FAIL, because the suite cannot (findings: README.md). The
 # coverage test demands exactly these gaps, so a suite that learns to fail one asks for a mutant.
-UNFAILABLE = {
-    "S-HELLO-2": "it SKIPs when the HELLO is not HostA's, and when it is, S-HELLO-1 has already "
-                 "decoded those bytes strictly on the same server, so they are the golden ones",
-}
+UNFAILABLE: dict[str, str] = {}  # base case IDs no mutant can FAIL, with why (none now)
 BY_NAME = {m.name: m for m in MUTANTS}
 assert len(BY_NAME) == len(MUTANTS), "mutant names must be unique"
 

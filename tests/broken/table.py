@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[2])]  # + vectors
 
-import mutants
-from mutants import ROOT, Mutant, expected_ids
+import mutants  # noqa: E402 (found through the path above)
+from mutants import ROOT, Mutant, expected_ids  # noqa: E402
 
 TABLE = ROOT / "docs" / "mutation-table.md"
 REGENERATE = "python3 tests/broken/table.py"
@@ -53,7 +53,9 @@ class Run:
 def suite_command(mode: str, command: list[str], json_path: Path, timeout_scale: float) -> list[str]:
     # The interpreter running us: under .venv the suite starts at once; under the system python3
     # conformance/__main__.py re-executes itself under .venv, as `python3 -m conformance` does.
-    return [sys.executable, "-m", "conformance", mode, "--json", str(json_path),
+    # A 2 s step (not 5): a mutant's failing cases each wait one out, and every step of a passing
+    # case takes milliseconds.
+    return [sys.executable, "-m", "conformance", mode, "--json", str(json_path), "--timeout", "2",
             "--timeout-scale", f"{timeout_scale:g}", "--", *command]
 
 
