@@ -20,12 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
 #define HELLO_TIMEOUT_MS 10000 /* C-4, unless CHAT_HELLO_TIMEOUT says otherwise */
 #define DRAIN_MS 1000          /* W-7 */
+#define SEND_TIMEOUT_S 10      /* C-15: a server that stops reading cannot freeze the terminal */
 
 /* A valid message is at most 500 code points of at most 4 bytes each, so a line longer than
  * this cannot be sent and need not be kept (C-7: it is refused, never truncated). */
@@ -281,6 +283,16 @@ connect_one(int fd, const struct addrinfo *ai)
     return err == 0 ? 0 : -1;
 }
 
+/* A blocking send to a server that has stopped reading would wait forever, with the user's
+ * terminal frozen; with this limit it fails (EAGAIN) and counts as a lost connection (C-15). */
+static void
+limit_sends(int fd)
+{
+    struct timeval limit = {SEND_TIMEOUT_S, 0};
+
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+}
+
 /* C-3: every address of HOST in turn, IPv4 or IPv6, until one connects. */
 static int
 dial(void)
@@ -302,8 +314,10 @@ dial(void)
             err = errno;
             continue;
         }
-        if (connect_one(fd, ai) == 0)
+        if (connect_one(fd, ai) == 0) {
+            limit_sends(fd);
             break;
+        }
         err = errno;
         close(fd);
         fd = -1;
