@@ -168,6 +168,23 @@ wire_is_whitespace(uint32_t cp)
            cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
+int
+wire_is_invisible(uint32_t cp)
+{
+    return cp == 0xAD || cp == 0x34F || cp == 0x61C || cp == 0x115F || cp == 0x1160 || cp == 0x17B4 ||
+           cp == 0x17B5 || (cp >= 0x180B && cp <= 0x180F) || (cp >= 0x200B && cp <= 0x200F) ||
+           (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2060 && cp <= 0x206F) || cp == 0x3164 ||
+           (cp >= 0xFE00 && cp <= 0xFE0F) || cp == 0xFEFF || cp == 0xFFA0 || (cp >= 0xFFF0 && cp <= 0xFFF8) ||
+           (cp >= 0x1BCA0 && cp <= 0x1BCA3) || (cp >= 0x1D173 && cp <= 0x1D17A) ||
+           (cp >= 0xE0000 && cp <= 0xE0FFF);
+}
+
+int
+wire_is_override(uint32_t cp)
+{
+    return (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
 /* The checks shared by handles and messages, in the order of chatwire.h. */
 static const char *
 text_problem(const unsigned char *s, size_t len, size_t max_chars, const char *too_long)
@@ -197,15 +214,18 @@ wire_handle_problem(const unsigned char *s, size_t len)
     const char *p = text_problem(s, len, WIRE_HANDLE_MAX_CHARS, "is longer than 10 characters");
     size_t i = 0;
     uint32_t cp;
-    int space = 0, gt = 0;
+    int invisible = 0, space = 0, gt = 0;
 
     if (p)
         return p;
     /* Valid UTF-8 by now, so every call succeeds. */
     while (i < len && wire_utf8_next(s, len, &i, &cp)) {
+        invisible |= wire_is_invisible(cp);
         space |= wire_is_whitespace(cp);
         gt |= cp == '>';
     }
+    if (invisible)
+        return "contains invisible characters";
     if (space)
         return "contains whitespace";
     if (gt)
@@ -216,7 +236,16 @@ wire_handle_problem(const unsigned char *s, size_t len)
 const char *
 wire_message_problem(const unsigned char *s, size_t len)
 {
-    return text_problem(s, len, WIRE_MESSAGE_MAX_CHARS, "is longer than 500 characters");
+    const char *p = text_problem(s, len, WIRE_MESSAGE_MAX_CHARS, "is longer than 500 characters");
+    size_t i = 0;
+    uint32_t cp;
+
+    if (p)
+        return p;
+    while (i < len && wire_utf8_next(s, len, &i, &cp))
+        if (wire_is_override(cp))
+            return "contains direction overrides";
+    return NULL;
 }
 
 size_t

@@ -91,11 +91,14 @@ int wire_utf8_stream_ok(const struct wire_utf8_stream *u); /* valid and not cut 
 
 int wire_is_control(uint32_t cp);    /* T-2: U+0000-001F, U+007F-009F */
 int wire_is_whitespace(uint32_t cp); /* exactly Python's str.isspace() */
+int wire_is_invisible(uint32_t cp);  /* T-6: Unicode's default-ignorable code points */
+int wire_is_override(uint32_t cp);   /* T-6: bidi embeddings, overrides and isolates */
 
 /* NULL if the bytes are a valid handle (T-1) / message (T-3), else the first broken rule as
  * a phrase that completes "it ...": "is not valid UTF-8", "is empty", "is longer than 10
  * characters" / "is longer than 500 characters", "contains control characters", and for
- * handles "contains whitespace", "contains '>'" - checked in that order. */
+ * handles "contains invisible characters", "contains whitespace", "contains '>'", for
+ * messages "contains direction overrides" - checked in that order (T-5, T-6). */
 const char *wire_handle_problem(const unsigned char *s, size_t len);
 const char *wire_message_problem(const unsigned char *s, size_t len);
 

@@ -85,6 +85,15 @@ def is_control(ch: str) -> bool:
 
 
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # T-2, for whole strings (a regex scans in C)
+# T-6: Unicode's default-ignorable code points: drawn as nothing, they let one handle pass for
+# another ("Host\u200bA"), and the bidi controls among them reorder what follows on the screen.
+INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+    "\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0000-\U000e0fff]"
+)
+# T-6: the bidi embeddings, overrides and isolates, whose effect can outlast the message's text.
+OVERRIDES = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def decode_text(raw: bytes) -> str | None:
@@ -102,6 +111,8 @@ def handle_problem(text: str) -> str | None:
         return f"is longer than {HANDLE_MAX} characters"
     if CONTROL.search(text):
         return "contains control characters"
+    if INVISIBLE.search(text):
+        return "contains invisible characters"
     if any(ch.isspace() for ch in text):
         return "contains whitespace"
     if ">" in text:
@@ -116,6 +127,8 @@ def message_problem(text: str) -> str | None:
         return f"is longer than {MESSAGE_MAX} characters"
     if CONTROL.search(text):
         return "contains control characters"
+    if OVERRIDES.search(text):
+        return "contains direction overrides"
     return None
 
 

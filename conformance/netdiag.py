@@ -26,8 +26,8 @@ def _packed(family: int, host: str) -> bytes:
     return socket.inet_pton(family, host).ljust(16, b"\0")
 
 
-def _query(family: int, local: tuple[str, int], remote: tuple[str, int]) -> int | None:
-    """rqueue of the socket whose local end is `local` and remote end `remote`, or None."""
+def _query(family: int, local: tuple[str, int], remote: tuple[str, int]) -> tuple[int, int] | None:
+    """(rqueue, wqueue) of the socket whose local end is `local` and remote end `remote`, or None."""
     body = (struct.pack("=BBBxI", family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF)  # any state
             + struct.pack(">HH", local[1], remote[1]) + _packed(family, local[0]) + _packed(family, remote[0])
             + struct.pack("=III", 0, NO_COOKIE, NO_COOKIE))
@@ -39,13 +39,20 @@ def _query(family: int, local: tuple[str, int], remote: tuple[str, int]) -> int 
     _, kind, _, _, _ = NLMSG.unpack_from(reply)
     if kind == NLMSG_ERROR or len(reply) < NLMSG.size + RQUEUE_AT + 4:
         return None
-    return struct.unpack_from("=I", reply, NLMSG.size + RQUEUE_AT)[0]
+    return struct.unpack_from("=II", reply, NLMSG.size + RQUEUE_AT)
 
 
 def unread_by_peer(sock: socket.socket) -> int | None:
-    """Bytes the other end of `sock` has not read yet; None when it cannot be told (no netlink,
-    or the far end's socket was not found). The far end of an IPv4 connection may be an IPv6
-    socket with a mapped address (a dual-stack server), so both are asked."""
+    """Bytes the other end of `sock` has received and not read yet; None when it cannot be told."""
+    queues = far_end_queues(sock)
+    return None if queues is None else queues[0]
+
+
+def far_end_queues(sock: socket.socket) -> tuple[int, int] | None:
+    """(received and not read, written and not yet delivered) at the other end of `sock`; None
+    when it cannot be told (no netlink, or the far end's socket was not found). The far end of an
+    IPv4 connection may be an IPv6 socket with a mapped address (a dual-stack server), so both
+    are asked."""
     mine, theirs = sock.getsockname()[:2], sock.getpeername()[:2]
     candidates = [(sock.family, theirs, mine)]
     if sock.family == socket.AF_INET:

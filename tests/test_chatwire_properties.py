@@ -30,7 +30,7 @@ from chatwire import (
 # Text without control characters (T-2); surrogates cannot be encoded, so they are left out too.
 SAFE = st.characters(codec="utf-8", exclude_categories=("Cs",)).filter(lambda c: not is_control(c))
 HANDLES = st.text(SAFE, min_size=1, max_size=10).filter(lambda h: handle_problem(h) is None)
-MESSAGES = st.text(SAFE, min_size=1, max_size=500)
+MESSAGES = st.text(SAFE, min_size=1, max_size=500).filter(lambda m: message_problem(m) is None)
 REASONS = st.text(SAFE, max_size=50).filter(lambda r: len(r.encode()) <= 200)
 
 

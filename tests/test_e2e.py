@@ -233,3 +233,30 @@ def test_quit_out_of_turn_is_noticed_while_the_other_side_types(server, client) 
     srv.expect_line(YOU_CLOSED)
     cli.expect_text("\r\n" + SERVER_CLOSED + "\r\n")
     assert cli.wait_exit() == 0
+
+
+FAMILY = "\U0001F468\u200d\U0001F469\u200d\U0001F467"  # one emoji, joined by zero-width joiners
+
+
+def test_text_that_could_disguise_itself_is_refused_at_both_terminals(server, client) -> None:
+    """T-6: no invisible characters in handles, no direction overrides in messages; the
+    zero-width joiners of an emoji sequence are fine."""
+    srv = server()
+    cli = client(srv.port)
+    cli.enter_handle("Host\u200bA")
+    cli.expect_line("Invalid handle: it contains invisible characters.")
+    cli.enter_handle("Chris")
+    srv.expect_established()
+    cli.expect_text("Chris> ")
+    cli.type("abc\u202edef")
+    cli.expect_line("Message not sent: it contains direction overrides.")
+    cli.expect_text("Chris> ")
+    cli.type(f"family {FAMILY}")
+    srv.expect_line(f"Chris> family {FAMILY}")
+    srv.expect_text("HostA> ")
+    srv.type("x\u2066y")
+    srv.expect_line("Message not sent: it contains direction overrides.")
+    srv.expect_text("HostA> ")
+    srv.type("ok")
+    cli.expect_line("HostA> ok")
+    assert "\u202e" not in srv.transcript and "\u2066" not in cli.transcript

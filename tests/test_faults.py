@@ -5,18 +5,22 @@ reading. The conversation must lose nothing and the server must give back what i
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
 import pytest
 
 import vectors
-from chatwire import ErrorCode, Hello, Message, Quit, encode
-from procs import DROPPED, ROOT, Peer, Screen, connect
+from chatwire import ErrorCode, Hello, Message, Quit, Role, encode
+from conformance.netdiag import far_end_queues
+from procs import DROPPED, LOST, ROOT, Client, Peer, Screen, connect
 
 BUSY = vectors.by_name("error-busy").data
 
@@ -170,3 +174,43 @@ def test_valgrind_finds_no_leak_or_error_in_a_whole_session(server) -> None:
         assert cli.wait_exit() == 0, cli.transcript
     finally:
         cli.stop()
+
+
+def in_flight(sock: socket.socket) -> int:
+    """Bytes the other side has written to `sock`'s connection: waiting here, or still in its queue."""
+    waiting = struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0\0\0\0"))[0]
+    return waiting + (far_end_queues(sock) or (0, 0))[1]
+
+
+def test_a_server_that_stops_reading_does_not_freeze_the_client(screens) -> None:
+    """C-15: the server sends in turn but never reads; once the buffers are full, the client's
+    send gives up after 10 s, and it reports a lost connection instead of freezing."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)  # inherited by the accepted one
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        cli = Client("plain", "127.0.0.1", listener.getsockname()[1])
+        screens.append(cli)
+        cli.enter_handle("Chris")
+        listener.settimeout(15)
+        sock, _ = listener.accept()
+    peer = Peer(sock, Role.SERVER)
+    assert peer.receive() == Hello("Chris")
+    sock.sendall(encode(Hello("HostA")))
+    reply = "€" * 500
+    frame = len(encode(Message(reply)))
+    for i in range(6000):
+        cli.expect_text("Chris> ")
+        before = in_flight(sock)
+        cli.type(reply)  # never read by the server
+        # The client's turn ends when its frame is written: then the server may answer.
+        deadline = time.monotonic() + 2
+        while in_flight(sock) < before + frame and time.monotonic() < deadline:
+            time.sleep(0.001)  # another process's write has no event we could wait on
+        sock.sendall(encode(Message(f"m{i}")))
+        if cli.child.expect_exact([LOST + "\r\n", f"HostA> m{i}\r\n"], timeout=30) == 0:
+            break
+    else:
+        pytest.fail("6000 lines were sent although the server read none")
+    assert cli.wait_exit() == 6
+    sock.close()

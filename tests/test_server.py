@@ -201,3 +201,10 @@ def test_end_of_input_with_no_conversation_exits_0() -> None:
     assert result.returncode == 0
     assert result.stderr == ""
     assert result.stdout.startswith("Listening on port ") and result.stdout.count("\n") == 1
+
+
+def test_an_invisible_server_handle_is_a_usage_error() -> None:
+    result = subprocess.run(["python3", str(ROOT / "chatserve.py"), "--handle", "Host\u200bA"], capture_output=True,
+                            text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert "it contains invisible characters" in result.stderr and result.stderr.count("\n") == 1

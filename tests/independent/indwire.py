@@ -21,6 +21,18 @@ def is_control(ch: str) -> bool:
     return ord(ch) <= 0x1F or 0x7F <= ord(ch) <= 0x9F
 
 
+# T-6, as (first, last) code point ranges.
+INVISIBLE = ((0xAD, 0xAD), (0x34F, 0x34F), (0x61C, 0x61C), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+             (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F),
+             (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+             (0xE0000, 0xE0FFF))
+OVERRIDES = ((0x202A, 0x202E), (0x2066, 0x2069))
+
+
+def in_ranges(cp: int, ranges: tuple[tuple[int, int], ...]) -> bool:
+    return any(first <= cp <= last for first, last in ranges)
+
+
 def text_problem(raw: bytes, limit: int, handle: bool) -> str | None:
     """The T-5 phrase for the first rule `raw` breaks, or None if it is a valid handle/message."""
     try:
@@ -33,6 +45,10 @@ def text_problem(raw: bytes, limit: int, handle: bool) -> str | None:
         return f"is longer than {limit} characters"
     if any(is_control(ch) for ch in text):
         return "contains control characters"
+    if handle and any(in_ranges(ord(ch), INVISIBLE) for ch in text):
+        return "contains invisible characters"
+    if not handle and any(in_ranges(ord(ch), OVERRIDES) for ch in text):
+        return "contains direction overrides"
     if handle and any(ch.isspace() for ch in text):
         return "contains whitespace"
     if handle and ">" in text:
