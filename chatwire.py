@@ -104,13 +104,20 @@ def decode_text(raw: bytes) -> str | None:
         return None
 
 
-def handle_problem(text: str) -> str | None:
+def _text_problem(text: str, longest: int) -> str | None:
+    """The rules that handles and messages share, in the order of T-5."""
     if not text:
         return "is empty"
-    if len(text) > HANDLE_MAX:
-        return f"is longer than {HANDLE_MAX} characters"
+    if len(text) > longest:
+        return f"is longer than {longest} characters"
     if CONTROL.search(text):
         return "contains control characters"
+    return None
+
+
+def handle_problem(text: str) -> str | None:
+    if problem := _text_problem(text, HANDLE_MAX):
+        return problem
     if INVISIBLE.search(text):
         return "contains invisible characters"
     if any(ch.isspace() for ch in text):
@@ -121,12 +128,8 @@ def handle_problem(text: str) -> str | None:
 
 
 def message_problem(text: str) -> str | None:
-    if not text:
-        return "is empty"
-    if len(text) > MESSAGE_MAX:
-        return f"is longer than {MESSAGE_MAX} characters"
-    if CONTROL.search(text):
-        return "contains control characters"
+    if problem := _text_problem(text, MESSAGE_MAX):
+        return problem
     if OVERRIDES.search(text):
         return "contains direction overrides"
     return None
