@@ -15,26 +15,9 @@ import argparse
 import socket
 import sys
 
+from plainlines import Lines
+
 DEFECTS = ("recv-per-message", "handle-8")
-
-
-class Lines:
-    """Lines from a socket, however the bytes are segmented (unless a defect says otherwise)."""
-
-    def __init__(self, sock: socket.socket, defect: str | None) -> None:
-        self.sock, self.defect, self.buf = sock, defect, b""
-
-    def next(self) -> str | None:
-        if self.defect == "recv-per-message":  # DEFECT: one recv() is taken to be one line
-            data = self.sock.recv(4096)
-            return data.decode(errors="replace").rstrip("\n") if data else None
-        while b"\n" not in self.buf:
-            data = self.sock.recv(4096)
-            if not data:
-                return None
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line.decode(errors="replace")
 
 
 def ask_handle() -> str:
