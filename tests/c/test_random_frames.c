@@ -5,9 +5,9 @@
  *
  * COUNT frames (default 100000) from a fixed seed: most are valid (random handles, messages of
  * 1-, 2-, 3- and 4-byte UTF-8, QUITs and ERRORs), the rest are valid frames with one byte changed.
- * Each is decoded whole, cut at a split point that walks through every position, and (every
- * 8th) one byte at a time; the three outcomes must agree (W-5), and a valid frame must come
- * out as it went in.  Files from fuzz/regressions/ are replayed as the fuzzer feeds them.
+ * Each is decoded whole, cut in two at every position (in long frames: every position within 64
+ * bytes of either end, and one in the middle that walks along), and (every 8th) one byte at a
+ * time; the outcomes must agree (W-5), and a valid frame must come out as it went in.  Files from fuzz/regressions/ are replayed as the fuzzer feeds them.
  * Prints "N passed, N failed" and exits 0 iff nothing failed.  Meant to run under ASan/UBSan.
  */
 #include "chatwire.h"
@@ -137,10 +137,16 @@ check_one(unsigned long i, const unsigned char *frame, size_t n, int valid)
     struct outcome whole, cut, bytes;
 
     decode(frame, n, 0, n, &whole);
-    decode(frame, n, 1 + i % n, n, &cut);
-    if (!same(&whole, &cut)) {
-        printf("FAIL frame %lu: cut at %lu differs from whole\n", i, 1 + i % n);
-        return 0;
+    for (size_t at = 1; at < n; at++) {
+        /* Every split of a short frame; of a long one, every split near its start and end (the
+         * header and the payload's edges) and one that walks through the middle. */
+        if (n > 128 && at >= 64 && at <= n - 64 && at != 1 + i % n)
+            continue;
+        decode(frame, n, at, n, &cut);
+        if (!same(&whole, &cut)) {
+            printf("FAIL frame %lu: cut at %zu differs from whole\n", i, at);
+            return 0;
+        }
     }
     if (i % 8 == 0) {
         decode(frame, n, 0, 1, &bytes);
