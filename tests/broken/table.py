@@ -53,9 +53,9 @@ class Run:
 def suite_command(mode: str, command: list[str], json_path: Path, timeout_scale: float) -> list[str]:
     # The interpreter running us: under .venv the suite starts at once; under the system python3
     # conformance/__main__.py re-executes itself under .venv, as `python3 -m conformance` does.
-    # A 2 s step (not 5): a mutant's failing cases each wait one out, and every step of a passing
-    # case takes milliseconds.
-    return [sys.executable, "-m", "conformance", mode, "--json", str(json_path), "--timeout", "2",
+    # A 3 s step (not 5): a mutant's failing cases each wait one out, and every step of a passing
+    # case takes milliseconds, but with 8 runs on 2 cores an exit can take 2 s (seen once).
+    return [sys.executable, "-m", "conformance", mode, "--json", str(json_path), "--timeout", "3",
             "--timeout-scale", f"{timeout_scale:g}", "--", *command]
 
 
