@@ -174,8 +174,8 @@ def render(runs: dict[str, Run]) -> str:
         "[tests/broken/mutants.py](../tests/broken/mutants.py) (the reference with one defect; see",
         "[tests/broken/README.md](../tests/broken/README.md)); each row is a conformance case; each cell is",
         "the case's verdict against that mutant: `F` FAIL, `B` BLOCKED (a prerequisite FAILed),",
-        "`W` WARN, `S` SKIP, `.` PASS, `~` FAIL or PASS as timing decides (a split frame read whole",
-        "under load; not counted as coverage). tests/test_conformance_mutants.py checks that the runs",
+        "`W` WARN, `S` SKIP, `.` PASS, `~` FAIL or PASS as timing decides (a mutant's `flaky` cases,",
+        "not counted as coverage; none now). tests/test_conformance_mutants.py checks that the runs",
         "still produce exactly this table.",
         "",
     ]
