@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from procs import CLIENT_BUILDS, Client, Listener, Screen, Server
+from procs import CLIENT_BUILDS, MUTATION_SUMMARY, Client, Listener, Screen, Server
 
 
 @pytest.fixture(params=sorted(CLIENT_BUILDS))
@@ -49,3 +49,11 @@ def listener() -> Iterator[Listener]:
     lst = Listener()
     yield lst
     lst.close()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """The mutation table in brief, when the mutant runs were part of the session."""
+    if lines := config.stash.get(MUTATION_SUMMARY, None):
+        terminalreporter.section("mutation table: each broken implementation against the suite")
+        for line in lines:
+            terminalreporter.write_line(line)

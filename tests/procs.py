@@ -9,6 +9,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
+
 import chatwire
 from chatwire import NEED_DATA, Connection, Event, Role
 from conformance.programs import Program
@@ -126,3 +128,7 @@ def cpu_ticks(pid: int) -> int:
     """utime + stime of a process, in clock ticks, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
+
+
+# The mutation runs' summary, printed at the end of the test session (tests/conftest.py).
+MUTATION_SUMMARY = pytest.StashKey[list[str]]()
