@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conformance.checks import CaseFailure, ProgramDied, quote, unknown_requirements
+from conformance.checks import CaseFailure, ProgramDied, quote
 
 VERDICTS = ("PASS", "FAIL", "WARN", "SKIP", "BLOCKED")
 WARNINGS_KEY = pytest.StashKey[list[tuple[str, str]]]()
@@ -246,20 +246,3 @@ class ConformancePlugin:
 
     def failed(self) -> bool:
         return self.counts()["FAIL"] > 0
-
-
-def self_check(items: list[pytest.Item]) -> list[str]:
-    """Every case names requirements PROTOCOL.md defines, and IDs are unique."""
-    problems = []
-    seen: set[str] = set()
-    for item in items:
-        mark = case_marker(item)
-        if mark is None:
-            problems.append(f"{item.nodeid}: no case marker")
-            continue
-        if unknown := unknown_requirements(mark.kwargs.get("reqs", "").split()):
-            problems.append(f"{case_id(item)}: unknown requirements {unknown}")
-        if case_id(item) in seen:
-            problems.append(f"{case_id(item)}: duplicate case ID")
-        seen.add(case_id(item))
-    return problems
