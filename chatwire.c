@@ -208,27 +208,37 @@ text_problem(const unsigned char *s, size_t len, size_t max_chars, const char *t
     return NULL;
 }
 
+/* Whether some code point of s (valid UTF-8 by now) satisfies pred. */
+static int
+any_char(const unsigned char *s, size_t len, int (*pred)(uint32_t))
+{
+    size_t i = 0;
+    uint32_t cp;
+
+    while (i < len && wire_utf8_next(s, len, &i, &cp))
+        if (pred(cp))
+            return 1;
+    return 0;
+}
+
+static int
+is_gt(uint32_t cp)
+{
+    return cp == '>';
+}
+
 const char *
 wire_handle_problem(const unsigned char *s, size_t len)
 {
     const char *p = text_problem(s, len, WIRE_HANDLE_MAX_CHARS, "is longer than 10 characters");
-    size_t i = 0;
-    uint32_t cp;
-    int invisible = 0, space = 0, gt = 0;
 
     if (p)
         return p;
-    /* Valid UTF-8 by now, so every call succeeds. */
-    while (i < len && wire_utf8_next(s, len, &i, &cp)) {
-        invisible |= wire_is_invisible(cp);
-        space |= wire_is_whitespace(cp);
-        gt |= cp == '>';
-    }
-    if (invisible)
+    if (any_char(s, len, wire_is_invisible))
         return "contains invisible characters";
-    if (space)
+    if (any_char(s, len, wire_is_whitespace))
         return "contains whitespace";
-    if (gt)
+    if (any_char(s, len, is_gt))
         return "contains '>'";
     return NULL;
 }
@@ -237,14 +247,11 @@ const char *
 wire_message_problem(const unsigned char *s, size_t len)
 {
     const char *p = text_problem(s, len, WIRE_MESSAGE_MAX_CHARS, "is longer than 500 characters");
-    size_t i = 0;
-    uint32_t cp;
 
     if (p)
         return p;
-    while (i < len && wire_utf8_next(s, len, &i, &cp))
-        if (wire_is_override(cp))
-            return "contains direction overrides";
+    if (any_char(s, len, wire_is_override))
+        return "contains direction overrides";
     return NULL;
 }
 

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from procs import Client, Server  # noqa: E402
+from procs import conversation  # noqa: E402
 
 
 def rss_kib(pid: int) -> int:
@@ -45,16 +45,8 @@ def main() -> None:
     starts = [start_time() for _ in range(parser.parse_args().starts)]
     print(f"server start to 'Listening': median {statistics.median(starts) * 1000:.0f} ms "
           f"(min {min(starts) * 1000:.0f}, max {max(starts) * 1000:.0f})")
-    srv = Server()
-    cli = Client("plain", "127.0.0.1", srv.port)
-    try:
-        cli.enter_handle("Chris")
-        srv.expect_established()
-        cli.expect_text("Chris> ")
+    with conversation() as (srv, cli):
         print(f"resident memory in a conversation: server {rss_kib(srv.pid)} KiB, client {rss_kib(cli.pid)} KiB")
-    finally:
-        cli.stop()
-        srv.stop()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from procs import Client, Server  # noqa: E402
+from procs import conversation  # noqa: E402
 
 
 def read_until(fd: int, needle: bytes, buffer: bytearray, timeout: float = 10.0) -> None:
@@ -43,12 +43,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def through_programs(messages: int, size: int) -> tuple[list[float], list[float]]:
-    srv = Server()
-    cli = Client("plain", "127.0.0.1", srv.port)
-    try:
-        cli.enter_handle("Chris")
-        srv.expect_established()
-        cli.expect_text("Chris> ")
+    with conversation() as (srv, cli):
         sfd, cfd = srv.fd, cli.fd
         sbuf, cbuf = bytearray(), bytearray()
         up, down = [], []
@@ -65,9 +60,6 @@ def through_programs(messages: int, size: int) -> tuple[list[float], list[float]
             down.append(time.perf_counter() - start)
             read_until(cfd, b"Chris> ", cbuf)
         return up, down
-    finally:
-        cli.stop()
-        srv.stop()
 
 
 def floor(messages: int, size: int) -> list[float]:

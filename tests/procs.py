@@ -6,7 +6,9 @@ nothing sleeps to synchronise.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,22 @@ class Client(Screen):
     def enter_handle(self, handle: str) -> None:
         self.expect_text(HANDLE_PROMPT)
         self.type(handle)
+
+
+@contextlib.contextmanager
+def conversation(handle: str = "Chris") -> Iterator[tuple[Server, Client]]:
+    """The real server and plain client, past the handshake, the client's prompt showing; both
+    stopped afterwards (for benchmarks; tests use the fixtures of conftest.py)."""
+    srv = Server()
+    cli = Client("plain", "127.0.0.1", srv.port)
+    try:
+        cli.enter_handle(handle)
+        srv.expect_established()
+        cli.expect_text(f"{handle}> ")
+        yield srv, cli
+    finally:
+        cli.stop()
+        srv.stop()
 
 
 class Peer:
