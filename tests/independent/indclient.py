@@ -32,6 +32,7 @@ from indwire import (
     ProtocolError,
     frame,
     sanitise,
+    split_line,
     text_problem,
 )
 
@@ -88,15 +89,8 @@ class Client:
             self.eof = True
 
     def take_line(self) -> bytes | None:
-        """The next complete line (or the unterminated rest at end of input), without its newline."""
-        nl = self.inbuf.find(b"\n")
-        if nl >= 0:
-            line, self.inbuf = self.inbuf[:nl], self.inbuf[nl + 1 :]
-            return line
-        if self.eof and self.inbuf:
-            line, self.inbuf = self.inbuf, b""
-            return line
-        return None
+        line, self.inbuf = split_line(self.inbuf, self.eof)
+        return line
 
     def ask_handle(self) -> None:
         """C-2: prompt until a valid handle; `\\quit` or end of input leaves without connecting."""

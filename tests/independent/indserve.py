@@ -35,6 +35,7 @@ from indwire import (
     error_frame,
     frame,
     sanitise,
+    split_line,
     text_problem,
 )
 
@@ -285,15 +286,8 @@ class Server:
             self.eof = True
 
     def take_line(self) -> bytes | None:
-        """The next complete line (or the unterminated rest at end of input), without its newline."""
-        nl = self.inbuf.find(b"\n")
-        if nl >= 0:
-            line, self.inbuf = self.inbuf[:nl], self.inbuf[nl + 1 :]
-            return line
-        if self.eof and self.inbuf:
-            line, self.inbuf = self.inbuf, b""
-            return line
-        return None
+        line, self.inbuf = split_line(self.inbuf, self.eof)
+        return line
 
     def pump_lines(self) -> None:
         """Handle the lines already read: all of them from a terminal, one per turn from other input."""

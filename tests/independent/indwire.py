@@ -111,3 +111,14 @@ class Decoder:
                     raise ProtocolError(bad, f"{what} {problem}")
             yield ftype, payload
         self.pending = buf[pos:]
+
+
+def split_line(buf: bytes, eof: bool) -> tuple[bytes | None, bytes]:
+    """The next complete line of typed input (or the unterminated rest at end of input), without
+    its newline, and what is left; None while no line is complete."""
+    nl = buf.find(b"\n")
+    if nl >= 0:
+        return buf[:nl], buf[nl + 1 :]
+    if eof and buf:
+        return buf, b""
+    return None, buf
