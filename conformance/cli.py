@@ -10,7 +10,9 @@ from typing import NoReturn
 
 import pytest
 
+from conformance import batch, sandbox
 from conformance.plugin import ConformancePlugin, Options
+from conformance.programs import Policy
 
 CASES = Path(__file__).resolve().parent / "cases"
 MODULES = {"server": "test_server.py", "client": "test_client.py", "pair": "test_pair.py"}
@@ -21,6 +23,7 @@ EPILOG = """examples:
   python3 -m conformance client -- ./chatclient {host} {port}
   python3 -m conformance pair --server "python3 theirserve.py {port}" --client "./theirclient {host} {port}"
   python3 -m conformance list
+  python3 -m conformance batch SUBMISSIONS/ --report report.html --csv results.csv
 
 In a command, {port} and {host} are replaced by the port and address the suite chose, and
 {handshake_timeout} by --handshake-timeout (so that the TIMEOUT cases need not wait 10 s).
@@ -57,6 +60,7 @@ def build_parser() -> Parser:
     sel.add_argument("-k", metavar="EXPR", help="run the cases whose IDs or names match a pytest -k expression")
     sel.add_argument("--junit-xml", metavar="FILE", help="write JUnit XML results to FILE")
     sel.add_argument("--json", metavar="FILE", help="write JSON results to FILE")
+    sel.add_argument("--report", metavar="FILE", help="write a self-contained HTML report to FILE")
     run = common.add_argument_group("timing and network")
     run.add_argument("--timeout", type=positive, default=5.0, metavar="SECONDS",
                      help="how long one step may take before it fails (default 5)")
@@ -65,6 +69,8 @@ def build_parser() -> Parser:
     run.add_argument("--host", default="127.0.0.1", help="loopback address to use: 127.0.0.1 (default) or ::1")
     run.add_argument("--handshake-timeout", type=positive, default=1.0, metavar="SECONDS",
                      help="value for {handshake_timeout} in a command (default 1)")
+    run.add_argument("--untrusted", action="store_true",
+                     help="start the programs under test with limits, no privileges and a clean environment")
 
     parser = Parser(prog="python3 -m conformance", description="Conformance suite for PROTOCOL.md.",
                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,6 +84,7 @@ def build_parser() -> Parser:
     pair.add_argument("--client", required=True, metavar="COMMAND", help="the client command, one string")
     listing = modes.add_parser("list", parents=[common], help="print every case with its requirements")
     listing.add_argument("which", nargs="?", choices=sorted(MODULES), help="only this mode's cases")
+    batch.add_parser(modes)
     return parser
 
 
@@ -114,6 +121,8 @@ def parse(argv: list[str]) -> tuple[Options, argparse.Namespace]:
         handshake_timeout=args.handshake_timeout,
         cases=args.case,
         json_path=Path(args.json) if args.json else None,
+        report_path=Path(args.report) if args.report else None,
+        untrusted=args.untrusted,
         rerun_argv=["python3", "-m", "conformance", *rerun_arguments(argv), *(["--", *command] if command else [])],
     ), args
 
@@ -132,7 +141,12 @@ def rerun_arguments(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["batch"]:
+        return batch.main(build_parser().parse_args(argv), argv)
     opts, args = parse(argv)
+    if opts.untrusted:
+        Policy.untrusted = True
+        sandbox.protect_self()
     if opts.mode == "list":
         modes = [args.which] if args.which else [m for m in MODULES if (CASES / MODULES[m]).exists()]
     else:

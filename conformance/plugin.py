@@ -21,9 +21,11 @@ from typing import Any
 
 import pytest
 
+from conformance import report
 from conformance.checks import CaseFailure, ProgramDied, quote
 
 VERDICTS = ("PASS", "FAIL", "WARN", "SKIP", "BLOCKED")
+TRANSCRIPT_CHARS = 4000  # the end of a program's screen kept with a case that did not PASS
 WARNINGS_KEY = pytest.StashKey[list[tuple[str, str]]]()
 PROGRAMS_KEY = pytest.StashKey[list[Any]]()
 VERDICT_KEY = pytest.StashKey[str]()
@@ -46,6 +48,8 @@ class Options:
     handshake_timeout: float = 1.0
     cases: list[str] = field(default_factory=list)
     json_path: Path | None = None
+    report_path: Path | None = None  # the HTML page (conformance/report.py)
+    untrusted: bool = False  # start the programs under test in the sandbox (conformance/sandbox.py)
     rerun_argv: list[str] = field(default_factory=list)  # the command line without selection
 
     @property
@@ -66,6 +70,12 @@ class Result:
     details: list[str] = field(default_factory=list)
     root: str = ""  # for BLOCKED: the case whose failure blocked it
     duration: float = 0.0
+    transcripts: dict[str, str] = field(default_factory=dict)  # what each program showed, if not PASS
+
+    def as_json(self, mode: str) -> dict[str, Any]:
+        return {"id": self.case_id, "title": self.title, "mode": mode, "requirements": self.reqs,
+                "verdict": self.verdict, "details": self.details, "transcripts": self.transcripts,
+                "seconds": round(self.duration, 3)}
 
 
 def case_marker(item: pytest.Item) -> pytest.Mark | None:
@@ -167,6 +177,9 @@ class ConformancePlugin:
                 if in_title:
                     result.title += f" [{text}]"
         item.stash[VERDICT_KEY] = result.verdict
+        if report.when == "teardown" and result.verdict != "PASS":
+            for program in item.stash.get(PROGRAMS_KEY, []):
+                result.transcripts[program.role] = program.output_since()[-TRANSCRIPT_CHARS:]
         if report.when == "teardown":
             report.user_properties += [("verdict", result.verdict), ("requirements", " ".join(result.reqs))]
         return report
@@ -229,6 +242,8 @@ class ConformancePlugin:
         self.write(f"{self.summary()}\n")
         if self.opts.json_path:
             self.write_json(self.opts.json_path)
+        if self.opts.report_path:
+            report.write(self.opts.report_path, self.report_data())
 
     def write_json(self, path: Path) -> None:
         data = {
@@ -236,13 +251,41 @@ class ConformancePlugin:
             "command": self.opts.rerun_argv,
             "seconds": round(time.monotonic() - self.started, 3),
             "summary": dict(self.counts()),
-            "cases": [
-                {"id": r.case_id, "title": r.title, "requirements": r.reqs, "verdict": r.verdict,
-                 "details": r.details, "seconds": round(r.duration, 3)}
-                for r in self.results.values()
-            ],
+            "cases": [r.as_json(self.opts.mode) for r in self.results.values()],
         }
-        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        with open(path, "w", encoding="utf-8") as out:  # also /dev/fd/N, a pipe (batch mode)
+            out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+    def report_data(self) -> dict[str, Any]:
+        """This run as the HTML report's one row (batch mode makes one row per submission)."""
+        cases = [r.as_json(self.opts.mode) for r in self.results.values()]
+        submission = {
+            "name": self.implementation(),
+            "status": "GRADED", "mode": "pair" if self.opts.mode == "pair" else "framed", "message": "",
+            "log": "", "seconds": round(time.monotonic() - self.started, 3), "summary": dict(self.counts()),
+            "results": {c["id"]: c for c in cases},
+        }
+        return document([submission], cases, command=shlex.join(self.opts.rerun_argv),
+                        seconds=submission["seconds"], timeout_scale=self.opts.timeout_scale)
+
+    def implementation(self) -> str:
+        """What was tested, in a few words: the report's row name."""
+        if self.opts.attach:
+            return "server at {}:{}".format(*self.opts.attach)
+        if self.opts.mode == "pair":
+            return f"{shlex.join(self.opts.server_command)} + {shlex.join(self.opts.client_command)}"
+        return shlex.join(self.opts.command)
 
     def failed(self) -> bool:
         return self.counts()["FAIL"] > 0
+
+
+def document(submissions: list[dict[str, Any]], cases: list[dict[str, Any]], *, command: str, seconds: float,
+             timeout_scale: float) -> dict[str, Any]:
+    """The data of an HTML report (conformance/report.py): the columns are the cases, each
+    `{id, title, mode, requirements}` in suite order, and the rows the submissions."""
+    columns = [{"id": c["id"], "base": base_id(c["id"]), "mode": c["mode"], "title": c["title"],
+                "requirements": c["requirements"]} for c in cases]
+    return {"title": "Conformance report", "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "seconds": round(seconds, 1), "timeout_scale": timeout_scale, "command": command,
+            "cases": columns, "submissions": submissions}

@@ -17,9 +17,23 @@ from pathlib import Path
 
 import pexpect
 
+from conformance import sandbox
 from conformance.checks import CaseFailure, ProgramDied
 
 ANSI_OR_CONTROL = re.compile(r"\x1b|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+class Policy:
+    """How every program under test is started in this run: as a shell would start it, or, for
+    untrusted code (batch grading, --untrusted), in the sandbox with a clean environment."""
+
+    untrusted = False
+
+    @classmethod
+    def start_options(cls, env: dict[str, str] | None) -> dict[str, object]:
+        if cls.untrusted:
+            return {"env": {**sandbox.environment(os.getcwd()), **(env or {})}, "preexec_fn": sandbox.preexec}
+        return {"env": {**os.environ, **(env or {})}, "preexec_fn": default_signals}
 
 
 def default_signals() -> None:
@@ -60,8 +74,8 @@ class Program:
         self._log = io.StringIO()
         try:
             self.child = pexpect.spawn(
-                argv[0], argv[1:], cwd=cwd, env={**os.environ, **(env or {})}, encoding="utf-8",
-                codec_errors="replace", timeout=timeout, dimensions=(24, 250), preexec_fn=default_signals,
+                argv[0], argv[1:], cwd=cwd, encoding="utf-8", codec_errors="replace", timeout=timeout,
+                dimensions=(24, 250), **Policy.start_options(env),
             )
         except pexpect.ExceptionPexpect as exc:
             raise ProgramDied("", f"the {role} command could not be started: {exc}") from None
@@ -209,6 +223,7 @@ class Program:
                 self.child.terminate(force=True)
         with contextlib.suppress(pexpect.ExceptionPexpect):
             self.child.close(force=True)
+        sandbox.kill_group(self.child.pid)  # what it forked: the pty made it a session leader
 
 
 def shown(pattern: str | re.Pattern[str]) -> str:

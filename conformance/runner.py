@@ -1,0 +1,336 @@
+"""One submission's grading: build, find the programs, choose the mode, run the suite.
+
+`batch` starts one runner per submission, inside the submission's own namespaces when the
+machine allows them (conformance/sandbox.py). The runner prints one line per event on stdout:
+
+    STAGE building             what it is doing now
+    CASE FAIL S-MSG-1[whole]   a case has ended (the first run's verdict)
+    RESULT {...}               the last line: the submission's result, as JSON
+
+Nothing of the student's can write there: no program of theirs inherits this stdout, and the
+runner is not dumpable, so it cannot be traced nor its descriptors opened through /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chatwire import NEED_DATA, Connection, Hello, ProtocolError, Role
+from conformance import sandbox
+from conformance.checks import CaseFailure, ProgramDied
+from conformance.pair import tree_state
+from conformance.programs import Policy, Program, free_port, listening
+
+CONFIG = "conformance.toml"
+DEFAULT_SERVER = ("chatserve.py", "python3 chatserve.py {port}")
+DEFAULT_CLIENT = ("chatclient", "./chatclient {host} {port}")
+BUILD_SECONDS = 120.0
+VERDICT_LINE = re.compile(r"^(PASS|FAIL|WARN|SKIP|BLOCKED)\s+(\S+)")
+LOG_CHARS = 4000
+
+
+class NotGradable(Exception):
+    """The submission ends before its cases: BUILD-FAIL or NO-START, with one line why."""
+
+    def __init__(self, status: str, message: str, log: str = "") -> None:
+        super().__init__(message)
+        self.status, self.message, self.log = status, message, log
+
+
+@dataclass
+class Settings:
+    timeout: float
+    scale: float
+    handshake_timeout: float
+
+    @property
+    def step(self) -> float:
+        return self.timeout * self.scale
+
+    def suite_options(self) -> list[str]:
+        return ["--untrusted", "--timeout", str(self.timeout), "--timeout-scale", str(self.scale),
+                "--handshake-timeout", str(self.handshake_timeout)]
+
+
+@dataclass
+class Outcome:
+    status: str = "GRADED"
+    mode: str = ""
+    message: str = ""
+    log: str = ""
+    cases: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"status": self.status, "mode": self.mode, "message": self.message, "log": self.log[-LOG_CHARS:],
+                "cases": self.cases}
+
+
+EMIT_LOCK = threading.Lock()  # the server and client suites run side by side
+
+
+def emit(kind: str, text: str) -> None:
+    with EMIT_LOCK:
+        sys.stdout.write(f"{kind} {text}\n")
+        sys.stdout.flush()
+
+
+# --- building ---------------------------------------------------------------------------------
+
+
+def run_bounded(argv: list[str], cwd: Path, seconds: float) -> tuple[int | None, str]:
+    """An untrusted command with its output; None for the status when it ran out of time (then
+    its whole process group is killed, so a compiler it started cannot hold the pipe open)."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=sandbox.environment(cwd), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=sandbox.preexec,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=seconds)
+        return proc.returncode, out.decode("utf-8", "replace")
+    except subprocess.TimeoutExpired:
+        sandbox.kill_group(proc.pid)
+        out, _ = proc.communicate()
+        return None, out.decode("utf-8", "replace")
+
+
+def build_commands(work: Path) -> list[list[str]]:
+    """Its own ./compileall, else its Makefile, else one program per C/C++ file with a main()."""
+    if (work / "compileall").is_file():
+        return [["./compileall"] if os.access(work / "compileall", os.X_OK) else ["sh", "compileall"]]
+    if any((work / name).is_file() for name in ("Makefile", "makefile", "GNUmakefile")):
+        return [["make"]]
+    commands = []
+    for compiler, pattern in (("cc", "*.c"), ("c++", "*.cpp")):
+        sources = sorted(p.name for p in work.glob(pattern))
+        mains = [s for s in sources if re.search(r"\bmain\s*\(", (work / s).read_text("utf-8", "replace"))]
+        others = [s for s in sources if s not in mains]
+        for main in mains:
+            commands.append([compiler, "-O2", "-o", Path(main).stem, main, *others, "-lm"])
+    return commands
+
+
+def first_error(output: str) -> str:
+    """The line a student should read first: the compiler's first error."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for pattern in (r":\d+(:\d+)?: (fatal )?error:", r"\berror\b"):
+        for line in lines:
+            if re.search(pattern, line, re.IGNORECASE):
+                return line[:300]
+    return lines[-1][:300] if lines else ""
+
+
+def build(work: Path, settings: Settings) -> str:
+    """Runs the build; returns its output, or raises NotGradable('BUILD-FAIL')."""
+    log = []
+    for argv in build_commands(work):
+        emit("STAGE", "building: " + shlex.join(argv))
+        status, out = run_bounded(argv, work, BUILD_SECONDS * settings.scale)
+        log.append(f"$ {shlex.join(argv)}\n{out}")
+        if status is None:
+            raise NotGradable("BUILD-FAIL", f"{shlex.join(argv)} did not finish within "
+                                            f"{BUILD_SECONDS * settings.scale:g} s", "".join(log))
+        if status != 0:
+            why = first_error(out) or f"{shlex.join(argv)} exited with status {status}"
+            raise NotGradable("BUILD-FAIL", why, "".join(log))
+    return "".join(log)
+
+
+# --- the programs and the mode ----------------------------------------------------------------
+
+
+@dataclass
+class Programs:
+    server: str
+    client: str
+    mode: str  # "framed", "pair", or "" to probe
+
+
+def find_programs(work: Path) -> Programs:
+    """The defaults, or what the submission's conformance.toml says."""
+    config: dict[str, Any] = {}
+    if (work / CONFIG).is_file():
+        try:
+            config = tomllib.loads((work / CONFIG).read_text("utf-8", "replace"))
+        except tomllib.TOMLDecodeError as exc:
+            raise NotGradable("NO-START", f"{CONFIG}: {exc}") from None
+    found = []
+    for role, (default_file, default_command) in (("server", DEFAULT_SERVER), ("client", DEFAULT_CLIENT)):
+        command = config.get(role)
+        if command is None and (work / default_file).exists():
+            command = default_command
+        if not isinstance(command, str) or "{port}" not in command:
+            raise NotGradable("NO-START", f"no {role}: {default_file} not found, and {CONFIG} does not name one "
+                                          f"({role} = \"COMMAND with {{port}}\")")
+        found.append(command)
+    mode = config.get("mode", "")
+    if mode not in ("", "framed", "pair"):
+        raise NotGradable("NO-START", f"{CONFIG}: mode must be \"framed\" or \"pair\", not {mode!r}")
+    return Programs(found[0], found[1], mode)
+
+
+def start_server(command: str, settings: Settings) -> tuple[Program, int]:
+    """The server on a free port once it listens; NotGradable('NO-START') if it never does."""
+    port = free_port()
+    argv = [part.replace("{port}", str(port)).replace("{host}", "127.0.0.1") for part in shlex.split(command)]
+    try:
+        program = Program("server", argv, settings.step)
+    except ProgramDied as exc:
+        raise NotGradable("NO-START", exc.what) from None
+    deadline = time.monotonic() + settings.step
+    answered = False
+    while not listening(port):
+        if not answered and tree_state(program.pid).kind == "user":
+            # It waits for its operator before it listens: the handle question of many submissions.
+            program.type("Grader")
+            answered = True
+        if not program.alive() or time.monotonic() > deadline:
+            program.pump()
+            alive = program.alive()
+            program.stop()
+            why = (f"did not listen on port {port} within {settings.step:g} s" if alive
+                   else f"{program.exit_description()} before it listened on port {port}")
+            raise NotGradable("NO-START", f"the server {why}", program.transcript)
+        time.sleep(0.02)  # another process's listen() has no event to wait on
+    return program, port
+
+
+def speaks_framed(port: int, settings: Settings) -> bool:
+    """Whether the server answers a HELLO of PROTOCOL.md with its own HELLO."""
+    conn = Connection(Role.CLIENT)
+    deadline = time.monotonic() + settings.step
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=settings.step) as sock:
+            sock.sendall(conn.send(Hello("Grader")))
+            while (left := deadline - time.monotonic()) > 0:
+                sock.settimeout(left)
+                data = sock.recv(4096)
+                if not data:
+                    return False
+                conn.receive_data(data)
+                event = conn.next_event()
+                if event is not NEED_DATA:
+                    return isinstance(event, Hello)
+    except (OSError, ProtocolError):
+        pass
+    return False
+
+
+def choose_mode(programs: Programs, settings: Settings) -> str:
+    emit("STAGE", "probing the server")
+    server, port = start_server(programs.server, settings)
+    try:
+        framed = speaks_framed(port, settings)
+    finally:
+        server.stop()
+    return programs.mode or ("framed" if framed else "pair")
+
+
+# --- the suite --------------------------------------------------------------------------------
+
+
+def run_suite(mode: str, programs: Programs, settings: Settings, cases: list[str] = ()) -> list[dict[str, Any]]:
+    """One `python3 -m conformance MODE` run; its cases, from its JSON (read through a pipe, which
+    no program under test inherits)."""
+    if mode == "pair":
+        target = ["--server", programs.server, "--client", programs.client]
+    else:
+        target = ["--", *shlex.split(programs.server if mode == "server" else programs.client)]
+    read, write = os.pipe()
+    selection = [arg for case in cases for arg in ("--case", case)]
+    argv = [sys.executable, "-m", "conformance", mode, *settings.suite_options(), "--json", f"/dev/fd/{write}",
+            *selection, *target]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            pass_fds=(write,), text=True, errors="replace")
+    os.close(write)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(read, 65536), b"")), daemon=True)
+    reader.start()
+    assert proc.stdout is not None
+    tail: deque[str] = deque(maxlen=40)
+    for line in proc.stdout:
+        if match := VERDICT_LINE.match(line):
+            emit("CASE", f"{match[1]} {match[2]}")
+        tail.append(line)
+    proc.wait()
+    reader.join()
+    os.close(read)
+    try:
+        return json.loads(b"".join(chunks))["cases"]
+    except (ValueError, KeyError):
+        raise NotGradable("ERROR", f"the suite's {mode} run ended with status {proc.returncode} and no results",
+                          "".join(tail)) from None
+
+
+def with_reruns(mode: str, programs: Programs, settings: Settings) -> list[dict[str, Any]]:
+    """The suite, then its FAILed cases once more: one that passes the second time is FLAKY."""
+    emit("STAGE", f"{mode} cases")
+    cases = run_suite(mode, programs, settings)
+    failed = [c["id"] for c in cases if c["verdict"] == "FAIL"]
+    if not failed:
+        return cases
+    emit("STAGE", f"re-running {len(failed)} failed {mode} case(s)")
+    again = {c["id"]: c for c in run_suite(mode, programs, settings, failed)}
+    for case in cases:
+        second = again.get(case["id"])
+        if case["verdict"] == "FAIL" and second and second["verdict"] in ("PASS", "WARN"):
+            case["verdict"] = "FLAKY"
+            case["details"] = ["FAILed on the first run and passed on the re-run; the first run said:",
+                               *case["details"]]
+    return cases
+
+
+def grade(work: Path, settings: Settings) -> Outcome:
+    outcome = Outcome()
+    try:
+        outcome.log = build(work, settings)
+        programs = find_programs(work)
+        outcome.mode = choose_mode(programs, settings)
+        modes = ["pair"] if outcome.mode == "pair" else ["server", "client"]
+        # Side by side: most of a run is waiting (for a 10 s handshake TIMEOUT, for quiet).
+        with ThreadPoolExecutor(max_workers=len(modes)) as pool:
+            for cases in pool.map(lambda mode: with_reruns(mode, programs, settings), modes):
+                outcome.cases += cases
+    except NotGradable as exc:
+        outcome.status, outcome.message, outcome.log = exc.status, exc.message, exc.log
+    except CaseFailure as exc:  # a program that could not even be started
+        outcome.status, outcome.message = "NO-START", exc.what
+    return outcome
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m conformance.runner", description=__doc__.split("\n")[0])
+    parser.add_argument("work", type=Path, help="the submission's copy (made by batch)")
+    parser.add_argument("--isolated", action="store_true", help="seal the namespaces made by unshare first")
+    parser.add_argument("--timeout", type=float, default=5.0)
+    parser.add_argument("--timeout-scale", type=float, default=1.0)
+    parser.add_argument("--handshake-timeout", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    sandbox.protect_self()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # batch stops us; a student's kill -INT must not
+    Policy.untrusted = True
+    work = sandbox.enter(args.work) if args.isolated else args.work
+    os.chdir(work)
+    outcome = grade(work, Settings(args.timeout, args.timeout_scale, args.handshake_timeout))
+    emit("RESULT", json.dumps(outcome.as_json(), ensure_ascii=False))
+    if args.isolated and os.getpid() == 1:
+        os.kill(-1, signal.SIGKILL)  # first in its PID namespace: whatever the student left behind
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

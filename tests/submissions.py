@@ -1,0 +1,105 @@
+"""A class of test submissions for `python3 -m conformance batch`, made at test time.
+
+Each is a folder as a student would hand it in: the project's own files where it should pass,
+a mutant of them (tests/broken/mutants.py) where it should FAIL exactly that mutant's cases,
+the plain-text pair of tests/pairs/, the independent implementation of tests/independent/, and
+four that cannot be graded: one that does not compile, one that hangs, one that exits at once,
+one with no programs. `make_class()` returns what each must get.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mutants import CLIENT_FILES, MUTANTS, SERVER_FILES, Mutant, mutated_source
+
+ROOT = Path(__file__).resolve().parent.parent
+MUTANT_NAMES = ("srv-stale-handle", "srv-no-busy", "cli-message-off-by-one")
+
+HANGING_SERVER = '''"""Answers HELLO as PROTOCOL.md says, then never reads nor writes again."""
+import socket
+import sys
+import time
+
+from chatwire import Hello, encode
+
+with socket.create_server(("127.0.0.1", int(sys.argv[1]))) as listener:
+    print(f"Listening on port {sys.argv[1]}...", flush=True)
+    held = []
+    while True:
+        conn, _ = listener.accept()
+        conn.recv(64)
+        conn.sendall(encode(Hello("HostA")))
+        held.append(conn)
+        time.sleep(3600)
+'''
+
+
+@dataclass(frozen=True)
+class Expected:
+    status: str  # GRADED, BUILD-FAIL, NO-START or HUNG
+    mode: str = ""  # framed or pair, when GRADED or HUNG
+    message: str = ""  # a piece of the submission's message
+    mutant: Mutant | None = None  # then FAIL exactly its cases
+    others: frozenset[str] = field(default_factory=frozenset)  # verdicts allowed beside PASS
+
+
+def copy(names: tuple[str, ...], source: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy2(source / name, target / name)
+
+
+def reference(target: Path) -> None:
+    """The project's server and client, built by the batch's default rule (no build file)."""
+    copy(SERVER_FILES + CLIENT_FILES, ROOT, target)
+
+
+def make_class(folder: Path) -> dict[str, Expected]:
+    expected: dict[str, Expected] = {}
+
+    reference(folder / "reference")
+    expected["reference"] = Expected("GRADED", "framed")
+
+    for name in MUTANT_NAMES:
+        m = next(m for m in MUTANTS if m.name == name)
+        reference(folder / name)
+        (folder / name / m.file).write_text(mutated_source(m), encoding="utf-8")
+        expected[name] = Expected("GRADED", "framed", mutant=m, others=frozenset({"BLOCKED"}))
+
+    pair = folder / "plain-text-pair"
+    copy(("plain_server.py", "plain_client.py", "plainlines.py"), ROOT / "tests" / "pairs", pair)
+    (pair / "conformance.toml").write_text('server = "python3 plain_server.py {port}"\n'
+                                           'client = "python3 plain_client.py {host} {port}"\n')
+    expected["plain-text-pair"] = Expected("GRADED", "pair")
+
+    independent = folder / "independent"
+    copy(("indserve.py", "indclient.py", "indwire.py"), ROOT / "tests" / "independent", independent)
+    (independent / "conformance.toml").write_text('server = "python3 indserve.py {port}"\n'
+                                                  'client = "python3 indclient.py {host} {port}"\n')
+    expected["independent"] = Expected("GRADED", "framed")
+
+    broken = folder / "does-not-compile"
+    reference(broken)
+    source = (broken / "chatclient.c").read_text()
+    (broken / "chatclient.c").write_text("static int forgotten = ;\n" + source)
+    expected["does-not-compile"] = Expected("BUILD-FAIL", message="chatclient.c:1:")
+
+    hangs = folder / "hangs"
+    copy(("chatwire.py", "chatclient.c", "chatwire.c", "chatwire.h"), ROOT, hangs)
+    (hangs / "chatserve.py").write_text(HANGING_SERVER)
+    expected["hangs"] = Expected("HUNG", "framed", message="did not finish")
+
+    quits = folder / "exits-at-once"
+    quits.mkdir()
+    (quits / "chatserve.py").write_text("raise SystemExit(1)\n")
+    (quits / "chatclient.c").write_text("int main(void) { return 1; }\n")
+    expected["exits-at-once"] = Expected("NO-START", message="exited with status 1 before it listened")
+
+    empty = folder / "no-programs"
+    empty.mkdir()
+    (empty / "README.txt").write_text("I ran out of time.\n")
+    expected["no-programs"] = Expected("NO-START", message="no server")
+    return expected
