@@ -88,6 +88,7 @@ class Submission:
     log: str = ""
     seconds: float = 0.0
     current: str = "waiting"  # what it is doing now, for the progress line
+    last: dict[str, str] = field(default_factory=dict)  # the last case to end, by mode
     cases: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int]:
@@ -190,10 +191,13 @@ class Grading:
             kind, _, text = line.rstrip("\n").partition(" ")
             if kind == "STAGE":
                 self.update(sub, text)
+            elif kind == "MODE":
+                sub.mode = text
             elif kind == "CASE":
                 verdict, _, cid = text.partition(" ")
                 sub.cases[cid] = {"id": cid, "verdict": verdict, "title": "", "details": [], "transcripts": {},
                                   "requirements": [], "mode": mode_of(cid), "seconds": 0.0}
+                sub.last[mode_of(cid)] = cid
                 self.update(sub, f"{cid} ({len(sub.cases)} done)")
             elif kind == "RESULT":
                 result = json.loads(text)
@@ -205,8 +209,8 @@ class Grading:
             sub.cases = {case["id"]: case for case in result["cases"]}
         elif expired.is_set():
             sub.status = "HUNG"
-            sub.message = (f"the grading did not finish within {wall:g} s and was killed "
-                           f"(it was at: {sub.current})")
+            where = ", ".join(f"{mode} {cid}" for mode, cid in sub.last.items()) or sub.current
+            sub.message = f"the grading did not finish within {wall:g} s and was killed (the last to end: {where})"
         else:
             sub.status = "ERROR"
             sub.message = f"the grading stopped with status {proc.returncode}"

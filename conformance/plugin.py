@@ -272,9 +272,9 @@ class ConformancePlugin:
         """What was tested, in a few words: the report's row name."""
         if self.opts.attach:
             return "server at {}:{}".format(*self.opts.attach)
-        if self.opts.mode == "pair":
-            return f"{shlex.join(self.opts.server_command)} + {shlex.join(self.opts.client_command)}"
-        return shlex.join(self.opts.command)
+        if self.opts.mode == "pair":  # joined plainly: shlex would quote every '{port}'
+            return f"{' '.join(self.opts.server_command)} + {' '.join(self.opts.client_command)}"
+        return " ".join(self.opts.command)
 
     def failed(self) -> bool:
         return self.counts()["FAIL"] > 0

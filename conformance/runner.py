@@ -4,6 +4,7 @@
 machine allows them (conformance/sandbox.py). The runner prints one line per event on stdout:
 
     STAGE building             what it is doing now
+    MODE framed                the mode chosen: framed (PROTOCOL.md) or pair
     CASE FAIL S-MSG-1[whole]   a case has ended (the first run's verdict)
     RESULT {...}               the last line: the submission's result, as JSON
 
@@ -300,6 +301,7 @@ def grade(work: Path, settings: Settings) -> Outcome:
         outcome.log = build(work, settings)
         programs = find_programs(work)
         outcome.mode = choose_mode(programs, settings)
+        emit("MODE", outcome.mode)
         modes = ["pair"] if outcome.mode == "pair" else ["server", "client"]
         # Side by side: most of a run is waiting (for a 10 s handshake TIMEOUT, for quiet).
         with ThreadPoolExecutor(max_workers=len(modes)) as pool:

@@ -1,0 +1,301 @@
+"""`python3 -m conformance batch`: a class of test submissions (tests/submissions.py) graded in
+one run, its CSV and its HTML page in a real browser; a hostile submission that tries to
+escape its sandbox; the helpers that decide a build and an error line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "broken"))
+
+from browser import Element, load, parse
+from mutants import expected_ids
+from submissions import Expected, make_class
+
+from conformance import batch, runner, sandbox
+from procs import ROOT
+
+VERDICTS = ("PASS", "FAIL", "WARN", "SKIP", "BLOCKED", "FLAKY")
+WALL_TIME = 45  # seconds, before scaling: the reference takes about 25 s here with two at once
+
+
+@dataclass
+class BatchRun:
+    expected: dict[str, Expected]
+    result: subprocess.CompletedProcess[str]
+    seconds: float
+    data: dict[str, Any]
+    csv_path: Path
+    report: Path
+
+    def submission(self, name: str) -> dict[str, Any]:
+        return next(s for s in self.data["submissions"] if s["name"] == name)
+
+
+def run_batch(folder: Path, *options: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["python3", "-m", "conformance", "batch", str(folder), *options], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+                          env={**os.environ, **(env or {})})
+
+
+def sub_row(dom: Element, name: str) -> Element:
+    """A submission's row of the matrix (a row not GRADED has a second one, its notice)."""
+    (row,) = dom.find_all("tr", test=lambda e: "sub-row" in e.attrs.get("class", "").split(), data_submission=name)
+    return row
+
+
+def listed(mode: str) -> list[str]:
+    out = subprocess.run(["python3", "-m", "conformance", "list", mode], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    return [line.split()[0] for line in out.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> BatchRun:
+    folder = tmp_path_factory.mktemp("class")
+    out = tmp_path_factory.mktemp("out")
+    expected = make_class(folder)
+    start = time.monotonic()
+    result = run_batch(folder, "--report", str(out / "report.html"), "--csv", str(out / "results.csv"),
+                       "--json", str(out / "results.json"), "--wall-time", str(WALL_TIME))
+    seconds = time.monotonic() - start
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((out / "results.json").read_text())
+    return BatchRun(expected, result, seconds, data, out / "results.csv", out / "report.html")
+
+
+# --- the verdicts -------------------------------------------------------------------------------
+
+
+def test_every_submission_gets_its_status_and_mode(graded: BatchRun) -> None:
+    assert sorted(s["name"] for s in graded.data["submissions"]) == sorted(graded.expected)
+    for name, want in graded.expected.items():
+        got = graded.submission(name)
+        assert (got["status"], got["mode"] if want.mode else "") == (want.status, want.mode), (name, got["message"])
+        assert want.message in got["message"], (name, got["message"])
+
+
+def test_correct_submissions_pass_every_case(graded: BatchRun) -> None:
+    framed = listed("server") + listed("client")
+    for name, cases in (("reference", framed), ("independent", framed), ("plain-text-pair", listed("pair"))):
+        results = graded.submission(name)["results"]
+        assert {cid: r["verdict"] for cid, r in results.items()} == dict.fromkeys(cases, "PASS"), name
+
+
+def test_a_mutant_fails_exactly_its_cases(graded: BatchRun) -> None:
+    for name, want in graded.expected.items():
+        if want.mutant is None:
+            continue
+        results = graded.submission(name)["results"]
+        failed = {cid for cid, r in results.items() if r["verdict"] == "FAIL"}
+        assert failed == expected_ids(want.mutant.fails, list(results)), name
+        assert {r["verdict"] for cid, r in results.items() if cid not in failed} <= {"PASS"} | want.others, name
+        for cid in failed:  # each failure says what was expected, and shows a screen
+            assert results[cid]["details"] and results[cid]["transcripts"], (name, cid)
+
+
+def test_a_build_failure_names_the_compilers_first_error(graded: BatchRun) -> None:
+    sub = graded.submission("does-not-compile")
+    assert re.fullmatch(r"chatclient\.c:1:\d+: error: .*", sub["message"])
+    assert "$ cc -O2 -o chatclient chatclient.c chatwire.c -lm" in sub["log"]
+    assert sub["results"] == {}
+
+
+def test_a_hanging_submission_is_killed_and_keeps_what_finished(graded: BatchRun) -> None:
+    sub = graded.submission("hangs")
+    scale = graded.data["timeout_scale"]
+    assert f"within {WALL_TIME * scale:g} s" in sub["message"]
+    assert sub["results"], "the cases that ended before the kill are kept"
+    assert WALL_TIME * scale <= sub["seconds"] < WALL_TIME * scale + 15
+
+
+def test_nothing_of_the_batch_is_left_running(graded: BatchRun) -> None:
+    leftovers = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "conformance.runner" in cmdline or "conformance-batch-" in cmdline:
+                leftovers.append(cmdline)
+    assert leftovers == []
+    assert "the copies are kept" not in graded.result.stdout
+
+
+# --- what the grader sees -----------------------------------------------------------------------
+
+
+def test_the_terminal_shows_progress_and_a_summary(graded: BatchRun) -> None:
+    out = graded.result.stdout
+    n = len(graded.expected)
+    assert re.search(r"^calibration: the reference took [\d.]+ s here .*; timeouts x[\d.]+$", out, re.M)
+    for name in graded.expected:
+        assert f"/{n}] {name}: started" in out
+        assert re.search(rf"^\[\d+/{n}\] {re.escape(name)}: (GRADED|BUILD-FAIL|NO-START|HUNG)", out, re.M)
+    assert re.search(rf"^{n} submissions in [\d.]+ s$", out, re.M)
+    print(f"\nbatch of {n} submissions: {graded.seconds:.1f} s")  # the figure quoted in bench/README.md
+
+
+def test_the_csv_has_a_row_per_submission_and_a_column_per_case(graded: BatchRun) -> None:
+    raw = graded.csv_path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # the BOM: spreadsheets then read UTF-8
+    rows = list(csv.reader(graded.csv_path.read_text(encoding="utf-8-sig").splitlines()))
+    header, body = rows[0], rows[1:]
+    ids = [c["id"] for c in graded.data["cases"]]
+    assert header == ["submission", "status", "mode", *VERDICTS, "seconds", "message", *ids]
+    assert sorted(r[0] for r in body) == sorted(graded.expected)
+    for row in body:
+        sub = graded.submission(row[0])
+        assert row[1:3] == [sub["status"], sub["mode"]]
+        assert [int(n) for n in row[3:9]] == [sub["summary"][v] for v in VERDICTS]
+        assert row[11:] == [sub["results"][cid]["verdict"] if cid in sub["results"] else "" for cid in ids]
+        assert Counter(row[11:]) - Counter({"": 10**6}) == Counter({v: n for v, n in sub["summary"].items() if n})
+
+
+def test_the_report_shows_the_verdicts_in_a_real_browser(graded: BatchRun) -> None:
+    page = load(graded.report)
+    assert page.console_errors == []
+    dom = parse(page.dom)
+    for sub in graded.data["submissions"]:
+        row = sub_row(dom, sub["name"])
+        counts = {e.attrs["data-count"]: int(e.text()) for e in row.find_all(test=lambda e: "data-count" in e.attrs)}
+        assert counts == {v: sub["summary"][v] for v in VERDICTS}, sub["name"]
+    cells = dom.find_all("td", test=lambda e: "data-verdict" in e.attrs)
+    srv_busy = [c for c in cells if c.attrs["data-submission"] == "srv-no-busy" and c.attrs["data-case"] == "S-BUSY-1"]
+    assert [c.attrs["data-verdict"] for c in srv_busy] == ["FAIL"]
+    panel = dom.find(id=srv_busy[0].attrs["data-detail"])
+    assert "BUSY" in panel.text() and "server" in panel.text()
+    (notice,) = sub_row(dom, "does-not-compile").find_all("td")
+    assert notice.text().startswith("BUILD-FAIL chatclient.c:1:")
+
+
+def test_report_works_for_one_implementation_too(tmp_path: Path) -> None:
+    page = tmp_path / "one.html"
+    result = subprocess.run(["python3", "-m", "conformance", "server", "--case", "S-HELLO-1", "--case", "S-LISTEN-1",
+                             "--report", str(page), "--", "python3", "chatserve.py", "{port}"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout
+    loaded = load(page)
+    assert loaded.console_errors == []
+    dom = parse(loaded.dom)
+    row = sub_row(dom, "python3 chatserve.py {port}")
+    assert int(row.find(data_count="PASS").text()) == 5  # S-LISTEN-1 and four deliveries of S-HELLO-1
+
+
+# --- a hostile submission -------------------------------------------------------------------------
+
+HOSTILE = '''"""Tries what a hostile submission would, notes what happened, then kills all it can."""
+import json, os, resource, signal
+found = {}
+for name, path in GRADER_FILES.items():
+    try:
+        with open(path, "w") as f:
+            f.write("owned")
+        found[name] = "written"
+    except OSError as e:
+        found[name] = e.strerror
+found["interfaces"] = [l.split(":")[0].strip() for l in open("/proc/net/dev").read().splitlines()[2:]]
+found["environment"] = sorted(os.environ)
+found["capabilities"] = [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")][0]
+found["limits"] = [resource.getrlimit(r)[0] for r in (resource.RLIMIT_CPU, resource.RLIMIT_AS,
+                                                       resource.RLIMIT_FSIZE, resource.RLIMIT_NPROC)]
+found["devices"] = sorted(os.listdir("/dev"))
+found["processes"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+with open("found.json", "w") as f:
+    json.dump(found, f)
+os.kill(-1, signal.SIGKILL)
+'''
+
+
+def test_a_hostile_submission_cannot_escape_nor_stop_the_batch(tmp_path: Path) -> None:
+    if sandbox.namespace_prefix()[1]:
+        pytest.skip(f"no sandbox here: {sandbox.namespace_prefix()[1]}")
+    # The grader's files: one in /tmp (hidden from the submission), one in the project (read-only).
+    grader_files = {"tmp": tmp_path / "grader.txt", "project": ROOT / "build" / f"grader-{os.getpid()}.txt"}
+    for path in grader_files.values():
+        path.write_text("mine")
+    folder = tmp_path / "class"
+    (folder / "hostile").mkdir(parents=True)
+    paths = {name: str(path) for name, path in grader_files.items()}
+    (folder / "hostile" / "chatserve.py").write_text(f"GRADER_FILES = {paths!r}\n{HOSTILE}")
+    (folder / "hostile" / "chatclient").write_text("#!/bin/sh\nexit 0\n")
+    result = run_batch(folder, "--timeout-scale", "1", "--keep", "--json", str(tmp_path / "r.json"),
+                       env={"GRADER_TOKEN": "secret"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    kept = Path(re.search(r"the copies are kept in (\S+)", result.stdout)[1])
+    found = json.loads((kept / "001" / "found.json").read_text())
+    for path in grader_files.values():
+        assert path.read_text() == "mine"
+        path.unlink()
+    assert (found["tmp"], found["project"]) == ("No such file or directory", "Read-only file system")
+    assert found["interfaces"] == ["lo"]
+    assert "GRADER_TOKEN" not in found["environment"] and set(found["environment"]) <= {
+        "PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TERM", "PYTHONDONTWRITEBYTECODE", "LINES", "COLUMNS"}
+    assert int(found["capabilities"], 16) == 0
+    assert found["limits"][:3] == [sandbox.CPU_SECONDS, sandbox.MEMORY_BYTES, sandbox.FILE_BYTES]
+    assert set(found["devices"]) <= {"null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "fd",
+                                     "stdin", "stdout", "stderr"}
+    assert 1 in found["processes"] and len(found["processes"]) < 10  # its own PID namespace
+    (sub,) = json.loads((tmp_path / "r.json").read_text())["submissions"]
+    assert sub["status"] == "NO-START"  # it exited before it listened, having killed what it could
+    subprocess.run(["rm", "-rf", str(kept)], check=True)
+
+
+# --- the parts ------------------------------------------------------------------------------------
+
+
+def test_build_commands_follow_the_submission(tmp_path: Path) -> None:
+    (tmp_path / "client.c").write_text("int\nmain(void) { return helper(); }\n")
+    (tmp_path / "util.c").write_text("int helper(void) { return 0; }\n")
+    (tmp_path / "srv.cpp").write_text("int main() {}\n")
+    assert runner.build_commands(tmp_path) == [["cc", "-O2", "-o", "client", "client.c", "util.c", "-lm"],
+                                               ["c++", "-O2", "-o", "srv", "srv.cpp", "-lm"]]
+    (tmp_path / "Makefile").write_text("all:\n")
+    assert runner.build_commands(tmp_path) == [["make"]]
+    (tmp_path / "compileall").write_text("true\n")
+    assert runner.build_commands(tmp_path) == [["sh", "compileall"]]
+
+
+def test_first_error_is_the_line_to_read() -> None:
+    out = ("make: entering\nx.c: In function 'main':\nx.c:3:5: warning: unused\nx.c:4:1: error: expected ';'\n"
+           "x.c:9:1: error: later\nmake: *** [Makefile:2: all] Error 1\n")
+    assert runner.first_error(out) == "x.c:4:1: error: expected ';'"
+    assert runner.first_error("ld: cannot find -lfoo\ncollect2: error: ld returned 1\n") == (
+        "collect2: error: ld returned 1")
+    assert runner.first_error("") == ""
+
+
+def test_spreadsheet_formulas_stay_text() -> None:
+    assert [batch.spreadsheet_safe(v) for v in ("=HYPERLINK(1)", "+1", "-Werror", "@x", "plain", 3)] == [
+        "'=HYPERLINK(1)", "'+1", "'-Werror", "'@x", "plain", 3]
+
+
+def test_a_config_file_names_the_programs(tmp_path: Path) -> None:
+    (tmp_path / "conformance.toml").write_text('server = "python3 s.py {port}"\nclient = "./c {host} {port}"\n'
+                                               'mode = "pair"\n')
+    assert runner.find_programs(tmp_path) == runner.Programs("python3 s.py {port}", "./c {host} {port}", "pair")
+    (tmp_path / "conformance.toml").write_text('server = "python3 s.py"\n')
+    with pytest.raises(runner.NotGradable, match=r"no server"):
+        runner.find_programs(tmp_path)
+    (tmp_path / "conformance.toml").write_text("server = \n")
+    with pytest.raises(runner.NotGradable, match=r"conformance.toml: "):
+        runner.find_programs(tmp_path)
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert run_batch(tmp_path / "missing").returncode == 2
+    assert run_batch(tmp_path, "--jobs", "0").returncode == 2
+
