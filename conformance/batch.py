@@ -72,6 +72,8 @@ def add_parser(modes: Any) -> None:
                         help="value for {handshake_timeout} in a command (default 1)")
     parser.add_argument("--wall-time", type=float, default=300.0, metavar="SECONDS",
                         help="the most one submission may take, before scaling; then it is killed (default 300)")
+    parser.add_argument("--case", action="append", default=[], metavar="ID",
+                        help="grade only this case (an ID such as S-BUSY-1, or S-HELLO-1[bytewise]); repeatable")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copies (their path is printed)")
 
 
@@ -123,6 +125,8 @@ class Grading:
         self.done = 0
         self.total = 0
         self.running: list[Submission] = []
+        self.runners: set[int] = set()  # process groups of the runners going on
+        self.cancelled = False
         self.tty = sys.stdout.isatty()
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), sandbox.NPROC_ENV: str(sandbox.user_tasks() +
                                                                                     sandbox.NPROC_MARGIN)}
@@ -152,7 +156,15 @@ class Grading:
 
     # -- one submission
 
+    def cancel(self) -> None:
+        """Ctrl-C: no new submission starts, and every runner's namespace is killed."""
+        self.cancelled = True
+        for pid in list(self.runners):
+            sandbox.kill_group(pid)
+
     def grade(self, sub: Submission, index: int) -> Submission:
+        if self.cancelled:
+            return sub
         start = time.monotonic()
         with self.lock:
             self.running.append(sub)
@@ -176,10 +188,12 @@ class Grading:
     def _run(self, sub: Submission, work: Path) -> None:
         argv = [*self.prefix, sys.executable, "-m", "conformance.runner", str(work),
                 *(["--isolated"] if self.prefix else []), "--timeout", str(self.args.timeout),
-                "--timeout-scale", str(self.scale), "--handshake-timeout", str(self.args.handshake_timeout)]
+                "--timeout-scale", str(self.scale), "--handshake-timeout", str(self.args.handshake_timeout),
+                *(arg for case in self.args.case for arg in ("--case", case))]
         wall = self.args.wall_time * self.scale
         proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+        self.runners.add(proc.pid)
         expired = threading.Event()
         timer = threading.Timer(wall, lambda: (expired.set(), sandbox.kill_group(proc.pid)))
         timer.start()
@@ -202,6 +216,7 @@ class Grading:
             elif kind == "RESULT":
                 result = json.loads(text)
         proc.wait()
+        self.runners.discard(proc.pid)
         timer.cancel()
         errors.join(timeout=5)
         if result is not None:
@@ -311,7 +326,13 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
     grading.total = len(subs)
     try:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            list(pool.map(grading.grade, subs, range(1, len(subs) + 1)))
+            try:
+                list(pool.map(grading.grade, subs, range(1, len(subs) + 1)))
+            except KeyboardInterrupt:
+                grading.cancel()
+                pool.shutdown(wait=True, cancel_futures=True)
+                print("\nconformance: interrupted; nothing written", file=sys.stderr)
+                return 130
     finally:
         if args.keep:
             print(f"the copies are kept in {temp}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pexpect
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "broken"))
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "broken"))
 from browser import Element, load, parse
 from mutants import expected_ids
 from submissions import Expected, make_class
+from submissions import reference as reference_copy
 
 from conformance import batch, runner, sandbox
 from procs import ROOT
@@ -299,3 +301,46 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert run_batch(tmp_path / "missing").returncode == 2
     assert run_batch(tmp_path, "--jobs", "0").returncode == 2
 
+
+
+FLAKY_SERVER = '''"""The reference server, but its second start (the first after the batch's probe) begins with a
+wrong first line: S-LISTEN-1 FAILs on the first run and passes on the re-run."""
+import os
+import sys
+from pathlib import Path
+
+starts = Path("starts")
+count = int(starts.read_text()) + 1 if starts.exists() else 1
+starts.write_text(str(count))
+if count == 2:
+    print("Starting...", flush=True)
+os.execvp("python3", ["python3", "chatserve.py", *sys.argv[1:]])
+'''
+
+
+def test_a_case_that_fails_once_then_passes_is_flaky(tmp_path: Path) -> None:
+    folder = tmp_path / "class"
+    reference_copy(folder / "flaky")
+    (folder / "flaky" / "flaky.py").write_text(FLAKY_SERVER)
+    (folder / "flaky" / "conformance.toml").write_text('server = "python3 flaky.py {port}"\n')
+    result = run_batch(folder, "--timeout-scale", "1", "--case", "S-LISTEN-1", "--case", "C-PROMPT-1",
+                       "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (sub,) = json.loads((tmp_path / "r.json").read_text())["submissions"]
+    assert {cid: r["verdict"] for cid, r in sub["results"].items()} == {"S-LISTEN-1": "FLAKY", "C-PROMPT-1": "PASS"}
+    details = sub["results"]["S-LISTEN-1"]["details"]
+    assert details[0].startswith("FAILed on the first run and passed on the re-run") and "Starting..." in str(details)
+    assert sub["summary"]["FLAKY"] == 1
+
+
+def test_on_a_terminal_a_status_line_follows_the_work(tmp_path: Path) -> None:
+    folder = tmp_path / "class"
+    reference_copy(folder / "ref")
+    child = pexpect.spawn("python3", ["-m", "conformance", "batch", str(folder), "--timeout-scale", "1", "--case",
+                                      "S-LISTEN-1"], cwd=str(ROOT), encoding="utf-8", timeout=120)
+    child.expect(r"\r\x1b\[K\[0/1 done\] ref: building")
+    child.expect(r"\r\x1b\[K\[0/1 done\] ref: probing the server")
+    child.expect(r"\[1/1\] ref: GRADED \(framed\), 1 pass")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
