@@ -229,14 +229,15 @@ def test_a_hostile_submission_cannot_escape_nor_stop_the_batch(tmp_path: Path) -
     grader_files = {"tmp": tmp_path / "grader.txt", "project": ROOT / "build" / f"grader-{os.getpid()}.txt"}
     for path in grader_files.values():
         path.write_text("mine")
-    folder = tmp_path / "class"
-    (folder / "hostile").mkdir(parents=True)
+    hostile = tmp_path / "class" / "hostile\x1b[2J"  # its name would clear the grader's screen
+    hostile.mkdir(parents=True)
     paths = {name: str(path) for name, path in grader_files.items()}
-    (folder / "hostile" / "chatserve.py").write_text(f"GRADER_FILES = {paths!r}\n{HOSTILE}")
-    (folder / "hostile" / "chatclient").write_text("#!/bin/sh\nexit 0\n")
-    result = run_batch(folder, "--timeout-scale", "1", "--keep", "--json", str(tmp_path / "r.json"),
+    (hostile / "chatserve.py").write_text(f"GRADER_FILES = {paths!r}\n{HOSTILE}")
+    (hostile / "chatclient").write_text("#!/bin/sh\nexit 0\n")
+    result = run_batch(hostile.parent, "--timeout-scale", "1", "--keep", "--json", str(tmp_path / "r.json"),
                        env={"GRADER_TOKEN": "secret"})
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "\x1b" not in result.stdout and "[1/1] hostile?[2J: NO-START" in result.stdout
     kept = Path(re.search(r"the copies are kept in (\S+)", result.stdout)[1])
     found = json.loads((kept / "001" / "found.json").read_text())
     for path in grader_files.values():
