@@ -54,7 +54,7 @@ conformance.toml in it says otherwise:
     mode = "pair"          # optional; normally decided by probing the server with a HELLO
 
 Exit status: 0 once every submission has a verdict, 2 for a usage error or when the reference
-itself fails on this machine (grading would be unfair)."""
+itself fails on this machine (grading would be unfair), 130 when interrupted (nothing is written)."""
 
 
 def add_parser(modes: Any) -> None:
