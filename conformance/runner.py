@@ -38,6 +38,7 @@ from conformance.checks import CaseFailure, ProgramDied
 from conformance.pair import tree_state
 from conformance.programs import Policy, Program, free_port, listening
 
+ROOT = Path(__file__).resolve().parent.parent  # the suite, which must stay visible in the sandbox
 CONFIG = "conformance.toml"
 DEFAULT_SERVER = ("chatserve.py", "python3 chatserve.py {port}")
 DEFAULT_CLIENT = ("chatclient", "./chatclient {host} {port}")
@@ -327,7 +328,8 @@ def main(argv: list[str]) -> int:
     sandbox.protect_self()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # batch stops us; a student's kill -INT must not
     Policy.untrusted = True
-    work = sandbox.enter(args.work) if args.isolated else args.work
+    suite = [ROOT, Path(sys.prefix), Path(sys.base_prefix)]
+    work = sandbox.enter(args.work, suite) if args.isolated else args.work
     os.chdir(work)
     outcome = grade(work, Settings(args.timeout, args.timeout_scale, args.handshake_timeout, args.case))
     emit("RESULT", json.dumps(outcome.as_json(), ensure_ascii=False))

@@ -51,6 +51,7 @@ MOUNT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noa
                "nodiratime": 2048, "relatime": 1 << 21}
 PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 4, 24, 38, 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+COVERED = ("/tmp", "/var/tmp", "/run")  # new and empty in the sandbox
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -93,27 +94,39 @@ def namespace_prefix() -> tuple[list[str], str]:
     return [], f"new namespaces are not allowed here ({why})"
 
 
-def enter(work: Path) -> Path:
-    """Seal this mount and network namespace around `work`; returns where `work` now is."""
+def enter(work: Path, suite: list[Path]) -> Path:
+    """Seal this mount and network namespace around `work`; returns where `work` now is. The
+    `suite` folders (the suite's code and its Python) stay where they are, read-only, even when
+    they lie under a /tmp that is covered (a clone of the project in /tmp, say)."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    keep = os.open(work, os.O_RDONLY | os.O_DIRECTORY)  # still reachable once /tmp is covered
+    # Opened now, these stay reachable through /proc/self/fd once /tmp is covered.
+    work_fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
     host_dev = os.open("/dev", os.O_RDONLY | os.O_DIRECTORY)
+    covered = [Path(p) for p in COVERED if os.path.isdir(p) and not os.path.islink(p)]
+    under = {path: os.open(path, os.O_RDONLY | os.O_DIRECTORY) for path in {p.resolve() for p in suite}
+             if any(path.is_relative_to(c) for c in covered)}
     for point, flags in _mount_points():
         if not point.startswith(("/proc", "/dev")):
             with contextlib.suppress(SandboxError):  # a mount that vanished meanwhile
                 _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
     _read_only_bind("/proc/sys")
     _read_only_bind("/proc/sysrq-trigger")
-    for tmp in ("/tmp", "/var/tmp", "/run"):
-        if os.path.isdir(tmp) and not os.path.islink(tmp):
-            _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=256m")
+    for tmp in covered:
+        _mount("tmpfs", str(tmp), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=256m")
+    for path, fd in under.items():
+        _bind_fd(fd, path, writable=False)
     _minimal_dev(host_dev)
-    os.makedirs(WORK)
-    _mount(f"/proc/self/fd/{keep}", str(WORK), None, MS_BIND)
-    _mount(None, str(WORK), None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)  # writable again
-    os.close(keep)
+    _bind_fd(work_fd, WORK, writable=True)
     _loopback_up()
     return WORK
+
+
+def _bind_fd(fd: int, target: Path, writable: bool) -> None:
+    """The folder open as `fd`, mounted at `target` (made on a covering tmpfs)."""
+    os.makedirs(target, exist_ok=True)
+    _mount(f"/proc/self/fd/{fd}", str(target), None, MS_BIND)
+    _mount(None, str(target), None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | (0 if writable else MS_RDONLY))
+    os.close(fd)
 
 
 def _mount_points() -> list[tuple[str, int]]:

@@ -123,8 +123,9 @@ def test_a_hanging_submission_is_killed_and_keeps_what_finished(graded: BatchRun
     assert WALL_TIME * scale <= sub["seconds"] < WALL_TIME * scale + 15
 
 
-def test_nothing_of_the_batch_is_left_running(graded: BatchRun) -> None:
-    leftovers = []
+def leftovers() -> list[str]:
+    """The command lines of processes of a batch still running: runners, or programs in its copies."""
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -132,8 +133,12 @@ def test_nothing_of_the_batch_is_left_running(graded: BatchRun) -> None:
             except OSError:
                 continue
             if "conformance.runner" in cmdline or "conformance-batch-" in cmdline:
-                leftovers.append(cmdline)
-    assert leftovers == []
+                found.append(cmdline)
+    return found
+
+
+def test_nothing_of_the_batch_is_left_running(graded: BatchRun) -> None:
+    assert leftovers() == []
     assert "the copies are kept" not in graded.result.stdout
 
 
@@ -345,3 +350,20 @@ def test_on_a_terminal_a_status_line_follows_the_work(tmp_path: Path) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_ctrl_c_stops_every_submission_and_writes_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "class"
+    for name in ("a", "b", "c"):
+        reference_copy(folder / name)
+    report = tmp_path / "r.html"
+    child = pexpect.spawn("python3", ["-m", "conformance", "batch", str(folder), "--timeout-scale", "1", "--report",
+                                      str(report)], cwd=str(ROOT), encoding="utf-8", timeout=60)
+    child.expect(r"\[0/3 done\] a: .*\| b: S-")  # two at work, both in their cases
+    child.sendintr()
+    child.expect("conformance: interrupted; nothing written")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    assert not report.exists()
+    assert leftovers() == []
