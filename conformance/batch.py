@@ -78,6 +78,8 @@ def add_parser(modes: Any) -> None:
     parser.add_argument("--case", action="append", default=[], metavar="ID",
                         help="grade only this case (an ID such as S-BUSY-1, or S-HELLO-1[bytewise]); repeatable")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copies (their path is printed)")
+    parser.add_argument("--no-namespaces", action="store_true",
+                        help="run without new namespaces (only limits, clean environments and process groups)")
 
 
 # --- one submission ---------------------------------------------------------------------------
@@ -338,7 +340,7 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
     subs = [Submission(p.name, p) for p in sorted(args.submissions.iterdir())
             if p.is_dir() and not p.name.startswith(".")]
     scale = calibrate(args)
-    prefix, why = sandbox.namespace_prefix()
+    prefix, why = ([], "--no-namespaces") if args.no_namespaces else sandbox.namespace_prefix()
     if why:
         print(f"warning: {why}: submissions run without namespaces (so with the network and files of "
               "this machine); limits, clean environments and process groups still apply")

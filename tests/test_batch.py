@@ -339,6 +339,16 @@ def test_a_case_that_fails_once_then_passes_is_flaky(tmp_path: Path) -> None:
     assert sub["summary"]["FLAKY"] == 1
 
 
+def test_without_namespaces_it_says_so_and_still_grades(tmp_path: Path) -> None:
+    reference_copy(tmp_path / "class" / "ref")
+    result = run_batch(tmp_path / "class", "--no-namespaces", "--timeout-scale", "1", "--case", "S-MSG-1",
+                       "--case", "C-MSG-1", "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning: --no-namespaces: submissions run without namespaces" in result.stdout
+    (sub,) = json.loads((tmp_path / "r.json").read_text())["submissions"]
+    assert (sub["status"], sub["summary"]["PASS"], sub["summary"]["FAIL"]) == ("GRADED", 5, 0)
+
+
 def test_on_a_terminal_a_status_line_follows_the_work(tmp_path: Path) -> None:
     folder = tmp_path / "class"
     reference_copy(folder / "ref")
