@@ -120,7 +120,7 @@ def test_a_hanging_submission_is_killed_and_keeps_what_finished(graded: BatchRun
     scale = graded.data["timeout_scale"]
     assert f"within {WALL_TIME * scale:g} s" in sub["message"]
     assert sub["results"], "the cases that ended before the kill are kept"
-    assert WALL_TIME * scale <= sub["seconds"] < WALL_TIME * scale + 15
+    assert WALL_TIME * scale - 0.1 <= sub["seconds"] < WALL_TIME * scale + 15  # seconds are rounded to 0.1
 
 
 def leftovers() -> list[str]:
