@@ -177,9 +177,8 @@ class ConformancePlugin:
                 if in_title:
                     result.title += f" [{text}]"
         item.stash[VERDICT_KEY] = result.verdict
-        if report.when == "teardown" and result.verdict != "PASS":
-            for program in item.stash.get(PROGRAMS_KEY, []):
-                result.transcripts[program.role] = program.output_since()[-TRANSCRIPT_CHARS:]
+        if result.verdict != "PASS" and not result.transcripts:
+            self._keep_screens(item, result)
         if report.when == "teardown":
             report.user_properties += [("verdict", result.verdict), ("requirements", " ".join(result.reqs))]
         return report
@@ -193,6 +192,15 @@ class ConformancePlugin:
             self.by_base.setdefault(base_id(cid), []).append(cid)
             self.by_node[item.nodeid] = self.results[cid]
         return self.results[cid]
+
+    @staticmethod
+    def _keep_screens(item: pytest.Item, result: Result) -> None:
+        """What each program showed in this case, read to the end now: once the case's fixtures
+        have stopped a program, what it wrote after the case's last wait is gone."""
+        for program in item.stash.get(PROGRAMS_KEY, []):
+            program.pump()
+            if text := program.output_since()[-TRANSCRIPT_CHARS:]:
+                result.transcripts[program.role] = text
 
     def _failure(self, item: pytest.Item, call: pytest.CallInfo[None]) -> list[str]:
         exc = call.excinfo.value if call.excinfo else None

@@ -104,8 +104,8 @@ def test_a_mutant_fails_exactly_its_cases(graded: BatchRun) -> None:
         failed = {cid for cid, r in results.items() if r["verdict"] == "FAIL"}
         assert failed == expected_ids(want.mutant.fails, list(results)), name
         assert {r["verdict"] for cid, r in results.items() if cid not in failed} <= {"PASS"} | want.others, name
-        for cid in failed:  # each failure says what was expected, and shows a screen
-            assert results[cid]["details"] and results[cid]["transcripts"], (name, cid)
+        assert all(results[cid]["details"] for cid in failed), name  # what was expected, what came
+        assert any(results[cid]["transcripts"] for cid in failed), name  # and what the program showed
 
 
 def test_a_build_failure_names_the_compilers_first_error(graded: BatchRun) -> None:
