@@ -7,7 +7,9 @@ nothing sleeps to synchronise.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,3 +152,19 @@ def cpu_ticks(pid: int) -> int:
 
 # The mutation runs' summary, printed at the end of the test session (tests/conftest.py).
 MUTATION_SUMMARY = pytest.StashKey[list[str]]()
+
+
+# --- the conformance suite's front end ------------------------------------------------------
+
+
+def conformance(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python3 -m conformance ...` from the project root, as a user runs it."""
+    return subprocess.run(["python3", "-m", "conformance", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+
+
+def listed(mode: str) -> list[str]:
+    """The IDs of every case of `mode`, as `python3 -m conformance list` prints them."""
+    result = conformance("list", mode)
+    assert result.returncode == 0, result.stderr
+    return [line.split()[0] for line in result.stdout.splitlines()]

@@ -27,7 +27,7 @@ from submissions import Expected, make_class
 from submissions import reference as reference_copy
 
 from conformance import batch, runner, sandbox
-from procs import ROOT
+from procs import ROOT, conformance, listed
 
 VERDICTS = ("PASS", "FAIL", "WARN", "SKIP", "BLOCKED", "FLAKY")
 WALL_TIME = 45  # seconds, before scaling: the reference takes about 25 s here with two at once
@@ -47,21 +47,13 @@ class BatchRun:
 
 
 def run_batch(folder: Path, *options: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["python3", "-m", "conformance", "batch", str(folder), *options], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
-                          env={**os.environ, **(env or {})})
+    return conformance("batch", str(folder), *options, env=env, timeout=600)
 
 
 def sub_row(dom: Element, name: str) -> Element:
     """A submission's row of the matrix (a row not GRADED has a second one, its notice)."""
     (row,) = dom.find_all("tr", test=lambda e: "sub-row" in e.attrs.get("class", "").split(), data_submission=name)
     return row
-
-
-def listed(mode: str) -> list[str]:
-    out = subprocess.run(["python3", "-m", "conformance", "list", mode], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout
-    return [line.split()[0] for line in out.splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -191,9 +183,8 @@ def test_the_report_shows_the_verdicts_in_a_real_browser(graded: BatchRun) -> No
 
 def test_report_works_for_one_implementation_too(tmp_path: Path) -> None:
     page = tmp_path / "one.html"
-    result = subprocess.run(["python3", "-m", "conformance", "server", "--case", "S-HELLO-1", "--case", "S-LISTEN-1",
-                             "--report", str(page), "--", "python3", "chatserve.py", "{port}"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    result = conformance("server", "--case", "S-HELLO-1", "--case", "S-LISTEN-1", "--report", str(page), "--",
+                         "python3", "chatserve.py", "{port}")
     assert result.returncode == 0, result.stdout
     loaded = load(page)
     assert loaded.console_errors == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import subprocess
 import sys
@@ -17,25 +16,13 @@ import pytest
 
 from conformance.checks import CaseFailure, hexdump, quote, requirements, unknown_requirements
 from conformance.programs import free_port, listening
-from procs import CLIENT_BUILDS, ROOT, SANITIZER_ENV
+from procs import CLIENT_BUILDS, ROOT, SANITIZER_ENV, conformance, listed
 
 SERVER = ["--", "python3", "chatserve.py", "{port}", "--handshake-timeout", "{handshake_timeout}"]
 
 
-def conformance(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`python3 -m conformance ...` from the project root, as a user runs it."""
-    return subprocess.run(["python3", "-m", "conformance", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
-
-
 def verdicts(path: Path) -> dict[str, str]:
     return {case["id"]: case["verdict"] for case in json.loads(path.read_text())["cases"]}
-
-
-def listed(mode: str) -> list[str]:
-    result = conformance("list", mode)
-    assert result.returncode == 0, result.stderr
-    return [line.split()[0] for line in result.stdout.splitlines()]
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
