@@ -137,8 +137,8 @@ class Grading:
         self.runners: set[int] = set()  # process groups of the runners going on
         self.cancelled = False
         self.tty = sys.stdout.isatty()
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), sandbox.NPROC_ENV: str(sandbox.user_tasks() +
-                                                                                    sandbox.NPROC_MARGIN)}
+        sandbox.fix_task_limit()  # inherited by every runner, and so by every student's process
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     # -- progress
 

@@ -147,6 +147,7 @@ def main(argv: list[str]) -> int:
     if opts.untrusted:
         Policy.untrusted = True
         sandbox.protect_self()
+        sandbox.fix_task_limit()
     if opts.mode == "list":
         modes = [args.which] if args.which else [m for m in MODULES if (CASES / MODULES[m]).exists()]
     else:

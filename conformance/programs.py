@@ -33,15 +33,7 @@ class Policy:
     def start_options(cls, env: dict[str, str] | None) -> dict[str, object]:
         if cls.untrusted:
             return {"env": {**sandbox.environment(os.getcwd()), **(env or {})}, "preexec_fn": sandbox.preexec}
-        return {"env": {**os.environ, **(env or {})}, "preexec_fn": default_signals}
-
-
-def default_signals() -> None:
-    """In the child before exec: Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays
-    ignored across exec. A program under test must meet them as a shell would start it (a client
-    that forgets to ignore SIGPIPE must be able to die of it, C-15)."""
-    for signum in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(signum, signal.SIG_DFL)
+        return {"env": {**os.environ, **(env or {})}, "preexec_fn": sandbox.default_signals}
 
 
 def substitute(argv: list[str], **values: object) -> list[str]:

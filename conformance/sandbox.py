@@ -179,12 +179,6 @@ def _loopback_up() -> None:
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
-def only_loopback() -> bool:
-    """Whether this process's network has no interface but lo (/proc/net is per namespace)."""
-    lines = Path("/proc/self/net/dev").read_text().splitlines()[2:]
-    return [line.split(":")[0].strip() for line in lines] == ["lo"]
-
-
 # --- each untrusted process -------------------------------------------------------------------
 
 
@@ -217,12 +211,25 @@ def user_tasks() -> int:
     return count
 
 
+def fix_task_limit() -> None:
+    """RLIMIT_NPROC for every untrusted process of this run, decided once, here, in the parent:
+    counting the user's tasks means reading all of /proc, too much for every program start."""
+    os.environ.setdefault(NPROC_ENV, str(user_tasks() + NPROC_MARGIN))
+
+
+def default_signals() -> None:
+    """In the child before exec: Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays
+    ignored across exec. A program under test must meet them as a shell would start it (a client
+    that forgets to ignore SIGPIPE must be able to die of it, C-15)."""
+    for signum in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def preexec() -> None:
     """In the child, before exec: limits, then no way back to privilege. Must not raise for a
     missing feature (it would abort the start with an unreadable error); the tests check it."""
-    for signum in (signal.SIGPIPE, signal.SIGXFSZ):  # as a shell starts a program (C-15)
-        signal.signal(signum, signal.SIG_DFL)
-    nproc = int(os.environ.get(NPROC_ENV, "0")) or user_tasks() + NPROC_MARGIN
+    default_signals()
+    nproc = int(os.environ.get(NPROC_ENV, "0")) or user_tasks() + NPROC_MARGIN  # fix_task_limit() not called
     for limit, value in ((resource.RLIMIT_CPU, CPU_SECONDS), (resource.RLIMIT_AS, MEMORY_BYTES),
                          (resource.RLIMIT_FSIZE, FILE_BYTES), (resource.RLIMIT_NPROC, nproc),
                          (resource.RLIMIT_CORE, 0)):
