@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from chatwire import printable
-from conformance import report, sandbox
-from conformance.plugin import document
+from conformance import plugin, report, sandbox
+from conformance.plugin import Result, document
+from conformance.runner import case_options
 
 ROOT = Path(__file__).resolve().parent.parent
-VERDICTS = ("PASS", "FAIL", "WARN", "SKIP", "BLOCKED", "FLAKY")
+VERDICTS = (*plugin.VERDICTS, "FLAKY")  # FLAKY: only a batch re-runs its FAILs
 MODE_ORDER = ("server", "client", "pair")
 # Calibration: the reference's run of these cases took CALIBRATION_SECONDS (median of 5, idle) on
 # the 2-core machine the suite was written on; a slower grading machine stretches every timeout.
@@ -109,10 +110,6 @@ class Submission:
 
 def shown(text: str) -> str:
     return printable(text.encode("utf-8", "replace"))
-
-
-def mode_of(case_id: str) -> str:
-    return {"S": "server", "C": "client"}.get(case_id[:1], "pair")
 
 
 def copy_submission(source: Path, target: Path) -> None:
@@ -200,7 +197,7 @@ class Grading:
         argv = [*self.prefix, sys.executable, "-m", "conformance.runner", str(work),
                 *(["--isolated"] if self.prefix else []), "--timeout", str(self.args.timeout),
                 "--timeout-scale", str(self.scale), "--handshake-timeout", str(self.args.handshake_timeout),
-                *(arg for case in self.args.case for arg in ("--case", case))]
+                *case_options(self.args.case)]
         wall = self.args.wall_time * self.scale
         proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
@@ -241,10 +238,9 @@ class Grading:
             elif kind == "MODE":
                 sub.mode = text
             elif kind == "CASE":
-                verdict, _, cid = text.partition(" ")
-                sub.cases[cid] = {"id": cid, "verdict": verdict, "title": "", "details": [], "transcripts": {},
-                                  "requirements": [], "mode": mode_of(cid), "seconds": 0.0}
-                sub.last[mode_of(cid)] = cid
+                verdict, mode, cid = text.split(" ", 2)
+                sub.cases[cid] = Result(cid, "", [], verdict).as_json(mode)  # RESULT gives the whole of it
+                sub.last[mode] = cid
                 self.update(sub, f"{cid} ({len(sub.cases)} done)")
             elif kind == "RESULT":
                 result = json.loads(text)
@@ -268,8 +264,7 @@ def calibrate(args: argparse.Namespace) -> float:
     """The timeout scale: how much slower than the baseline the reference runs here."""
     if args.timeout_scale:
         return args.timeout_scale
-    selection = [arg for case in CALIBRATION_CASES for arg in ("--case", case)]
-    argv = [sys.executable, "-m", "conformance", "server", *selection, "--", sys.executable,
+    argv = [sys.executable, "-m", "conformance", "server", *case_options(CALIBRATION_CASES), "--", sys.executable,
             str(ROOT / "chatserve.py"), "{port}"]
     times = []
     for _ in range(CALIBRATION_RUNS):
@@ -294,7 +289,7 @@ def columns(subs: list[Submission]) -> list[dict[str, Any]]:
         for cid, case in sub.cases.items():
             if cid not in seen or not seen[cid]["title"]:
                 seen[cid] = case
-    return sorted(seen.values(), key=lambda c: MODE_ORDER.index(mode_of(c["id"])))
+    return sorted(seen.values(), key=lambda c: MODE_ORDER.index(c["mode"]))
 
 
 def spreadsheet_safe(value: object) -> object:

@@ -5,7 +5,7 @@ machine allows them (conformance/sandbox.py). The runner prints one line per eve
 
     STAGE building             what it is doing now
     MODE framed                the mode chosen: framed (PROTOCOL.md) or pair
-    CASE FAIL S-MSG-1[whole]   a case has ended (the first run's verdict)
+    CASE FAIL server S-MSG-1   a case has ended: the first run's verdict, the suite's mode, the ID
     RESULT {...}               the last line: the submission's result, as JSON
 
 Nothing of the student's can write there: no program of theirs inherits this stdout, and the
@@ -34,9 +34,10 @@ from typing import Any
 
 from chatwire import NEED_DATA, Connection, Hello, ProtocolError, Role
 from conformance import sandbox
-from conformance.checks import CaseFailure, ProgramDied
-from conformance.pair import tree_state
-from conformance.programs import Policy, Program, free_port, listening
+from conformance.checks import CaseFailure
+from conformance.pair import PairRun
+from conformance.plugin import Options
+from conformance.programs import Policy, Program
 
 ROOT = Path(__file__).resolve().parent.parent  # the suite, which must stay visible in the sandbox
 CONFIG = "conformance.toml"
@@ -187,29 +188,19 @@ def find_programs(work: Path) -> Programs:
 
 
 def start_server(command: str, settings: Settings) -> tuple[Program, int]:
-    """The server on a free port once it listens; NotGradable('NO-START') if it never does."""
-    port = free_port()
-    argv = [part.replace("{port}", str(port)).replace("{host}", "127.0.0.1") for part in shlex.split(command)]
+    """The server on a free port once it listens, started as pair mode starts one (its handle
+    question answered, if it asks one first); NotGradable('NO-START') if it never listens."""
+    opts = Options(mode="pair", server_command=shlex.split(command), timeout=settings.timeout,
+                   timeout_scale=settings.scale, handshake_timeout=settings.handshake_timeout)
+    started: list[Program] = []
+    run = PairRun(opts, started.append)
     try:
-        program = Program("server", argv, settings.step)
-    except ProgramDied as exc:
-        raise NotGradable("NO-START", exc.what) from None
-    deadline = time.monotonic() + settings.step
-    answered = False
-    while not listening(port):
-        if not answered and tree_state(program.pid).kind == "user":
-            # It waits for its operator before it listens: the handle question of many submissions.
-            program.type("Grader")
-            answered = True
-        if not program.alive() or time.monotonic() > deadline:
-            program.pump()
-            alive = program.alive()
+        side = run.start_server()
+    except CaseFailure as exc:  # ProgramDied too: it could not start, or exited
+        for program in started:
             program.stop()
-            why = (f"did not listen on port {port} within {settings.step:g} s" if alive
-                   else f"{program.exit_description()} before it listened on port {port}")
-            raise NotGradable("NO-START", f"the server {why}", program.transcript)
-        time.sleep(0.02)  # another process's listen() has no event to wait on
-    return program, port
+        raise NotGradable("NO-START", exc.what, started[0].transcript if started else "") from None
+    return side.program, run.port
 
 
 def speaks_framed(port: int, settings: Settings) -> bool:
@@ -246,6 +237,11 @@ def choose_mode(programs: Programs, settings: Settings) -> str:
 # --- the suite --------------------------------------------------------------------------------
 
 
+def case_options(cases: list[str] | tuple[str, ...]) -> list[str]:
+    """A selection of cases as the suite's command line takes it."""
+    return [arg for case in cases for arg in ("--case", case)]
+
+
 def run_suite(mode: str, programs: Programs, settings: Settings, cases: list[str]) -> list[dict[str, Any]]:
     """One `python3 -m conformance MODE` run; its cases, from its JSON (read through a pipe, which
     no program under test inherits)."""
@@ -254,9 +250,8 @@ def run_suite(mode: str, programs: Programs, settings: Settings, cases: list[str
     else:
         target = ["--", *shlex.split(programs.server if mode == "server" else programs.client)]
     read, write = os.pipe()
-    selection = [arg for case in cases for arg in ("--case", case)]
     argv = [sys.executable, "-m", "conformance", mode, *settings.suite_options(), "--json", f"/dev/fd/{write}",
-            *selection, *target]
+            *case_options(cases), *target]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             pass_fds=(write,), text=True, errors="replace")
     os.close(write)
@@ -267,7 +262,7 @@ def run_suite(mode: str, programs: Programs, settings: Settings, cases: list[str
     tail: deque[str] = deque(maxlen=40)
     for line in proc.stdout:
         if match := VERDICT_LINE.match(line):
-            emit("CASE", f"{match[1]} {match[2]}")
+            emit("CASE", f"{match[1]} {mode} {match[2]}")
         tail.append(line)
     proc.wait()
     reader.join()
