@@ -36,7 +36,7 @@ from chatwire import NEED_DATA, Connection, Hello, ProtocolError, Role
 from conformance import sandbox
 from conformance.checks import CaseFailure
 from conformance.pair import PairRun
-from conformance.plugin import Options
+from conformance.plugin import VERDICTS, Options
 from conformance.programs import Policy, Program
 
 ROOT = Path(__file__).resolve().parent.parent  # the suite, which must stay visible in the sandbox
@@ -44,12 +44,13 @@ CONFIG = "conformance.toml"
 DEFAULT_SERVER = ("chatserve.py", "python3 chatserve.py {port}")
 DEFAULT_CLIENT = ("chatclient", "./chatclient {host} {port}")
 BUILD_SECONDS = 120.0
-VERDICT_LINE = re.compile(r"^(PASS|FAIL|WARN|SKIP|BLOCKED)\s+(\S+)")
+VERDICT_LINE = re.compile(rf"^({'|'.join(VERDICTS)})\s+(\S+)")  # the suite's line for each case
 LOG_CHARS = 4000
 
 
 class NotGradable(Exception):
-    """The submission ends before its cases: BUILD-FAIL or NO-START, with one line why."""
+    """The submission ends before its cases: BUILD-FAIL or NO-START (or ERROR, when the suite
+    itself gave no results), with one line why."""
 
     def __init__(self, status: str, message: str, log: str = "") -> None:
         super().__init__(message)
@@ -306,8 +307,6 @@ def grade(work: Path, settings: Settings) -> Outcome:
                 outcome.cases += cases
     except NotGradable as exc:
         outcome.status, outcome.message, outcome.log = exc.status, exc.message, exc.log
-    except CaseFailure as exc:  # a program that could not even be started
-        outcome.status, outcome.message = "NO-START", exc.what
     return outcome
 
 
