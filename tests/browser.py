@@ -15,13 +15,11 @@ Console errors are caught two ways, because either alone can miss some:
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -32,6 +30,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
+
+from conformance.sandbox import kill_group
 
 INSTALL_TIMEOUT = 900.0  # seconds for one apt-get step: the package and its libraries are some 100 MB
 LOAD_TIMEOUT = 60.0  # seconds for one page: a healthy load takes about one
@@ -164,8 +164,7 @@ def _run(command: list[str], work: Path, timeout: float) -> tuple[str, str]:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)  # the group is the one Chromium was started in, and only it
+    kill_group(proc.pid)  # the group is the one Chromium was started in, and only it
     proc.wait()
 
 
