@@ -33,6 +33,7 @@ from chatwire import (
 )
 from conformance.checks import CaseFailure, hexdump
 from conformance.netdiag import unread_by_peer
+from conformance.programs import SLICE
 
 # W-5: how a case's frames are cut into TCP segments.
 DELIVERIES = ("whole", "bytewise", "split-header", "coalesced")
@@ -84,6 +85,9 @@ class WirePeer:
         self.finished = False  # the socket is closed
         self.reset_seen = False  # the stream ended with a reset rather than a FIN
         self.reset_sent = False  # we ended it with a reset
+        # Whether the program at the other end has answered all it was given (Program.idle): a
+        # wait for its bytes ends then, instead of at its timeout. Without a program, never.
+        self.idle: Callable[[], bool] = lambda: False
 
     @classmethod
     def connect(cls, host: str, port: int, timeout: float, quiet: float) -> WirePeer:
@@ -162,8 +166,11 @@ class WirePeer:
         self.close()
         deadline = time.monotonic() + self.timeout
         with contextlib.suppress(OSError):
-            while (left := deadline - time.monotonic()) > 0 and select.select([self.sock], [], [], left)[0]:
-                if not self.sock.recv(65536):
+            while (left := deadline - time.monotonic()) > 0:
+                if not select.select([self.sock], [], [], min(SLICE, left))[0]:
+                    if self.idle():  # it will not close this connection: nothing more to wait for
+                        break
+                elif not self.sock.recv(65536):
                     break
         self.finished = True
         self.sock.close()
@@ -204,7 +211,8 @@ class WirePeer:
                     with contextlib.suppress(OSError):
                         self.sock.shutdown(socket.SHUT_WR)
                 return event
-            if self._read(max(0.0, deadline - time.monotonic())) is None:
+            left = deadline - time.monotonic()
+            if self._read(max(0.0, min(SLICE, left))) is None and (left <= 0 or self.idle()):
                 return None
 
     def expect(self, reqs: str, what: str, *alternatives: Event, timeout: float | None = None) -> Event:
@@ -218,8 +226,10 @@ class WirePeer:
     def expect_bytes(self, reqs: str, what: str, expected: bytes, timeout: float | None = None) -> Event:
         """The next frame must be exactly these bytes (the golden frames of PROTOCOL.md 1.1)."""
         deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
-        while len(self.unread) < len(expected) and self._read(max(0.0, deadline - time.monotonic())):
-            pass
+        while len(self.unread) < len(expected) and (left := deadline - time.monotonic()) > 0:
+            data = self._read(min(SLICE, left))
+            if data == b"" or (data is None and self.idle()):
+                break
         if bytes(self.unread[: len(expected)]) != expected:
             got = hexdump(bytes(self.unread)) if self.unread else "no bytes"
             raise CaseFailure(reqs, what, [hexdump(expected)], got)

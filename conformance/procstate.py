@@ -54,6 +54,27 @@ def watched(pid: int, name: str, args: list[int]) -> list[int] | None:
         return None
 
 
+# Where each multiplexing call keeps its timeout: ("ms", n) an int of milliseconds in argument n
+# (negative: none); ("ts", n) a pointer to a timespec or timeval in argument n (NULL: none).
+TIMEOUT_ARG = {"poll": ("ms", 2), "epoll_wait": ("ms", 3), "epoll_pwait": ("ms", 3), "ppoll": ("ts", 2),
+               "select": ("ts", 4), "pselect6": ("ts", 4), "epoll_pwait2": ("ts", 3)}
+
+
+def has_timeout(name: str, args: list[int]) -> bool:
+    """Whether a poll/select/epoll wait will end by itself: a program in such a wait is on its own
+    clock (a handshake timeout, a periodic tick), not simply idle."""
+    how, at = TIMEOUT_ARG.get(name, ("", 0))
+    if how == "ms":
+        return (args[at] & 0xFFFFFFFF) < 0x80000000  # an int: -1 (all ones) waits forever
+    return how == "ts" and args[at] != 0
+
+
+def sleeps_until(name: str, args: list[int]) -> bool:
+    """Whether a thread blocked outside poll/select/epoll will wake by itself: a sleep, or a futex
+    wait with a timeout (FUTEX_WAIT's fourth argument)."""
+    return name in ("nanosleep", "clock_nanosleep") or (name == "futex" and args[3] != 0)
+
+
 def fd_target(pid: int, fd: int) -> str:
     try:
         return os.readlink(f"/proc/{pid}/fd/{fd}")
@@ -67,6 +88,7 @@ class TreeState:
 
     kind: str  # running, user (a thread may be reading its terminal), network, blocked, exited
     detail: str  # for messages: "pid 412 in poll", "pid 412 in recvfrom(3 socket)"
+    timed: bool = False  # a waiting thread will wake by itself: its wait has a timeout (its own clock)
 
 
 def descendants(pid: int) -> list[int]:
@@ -82,53 +104,55 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def thread_state(pid: int, tid: int) -> tuple[str, str]:
-    """(kind, detail) for one thread: running, user, network or blocked."""
+def thread_state(pid: int, tid: int) -> tuple[str, str, bool]:
+    """(kind, detail, timed) for one thread: running, user, network or blocked; timed if its wait
+    has a timeout."""
     base = f"/proc/{pid}/task/{tid}"
     stat = Path(f"{base}/stat").read_text()
     state = stat[stat.rindex(")") + 2]
     if state in "ZXxI":
-        return "blocked", f"pid {pid} {state}"
+        return "blocked", f"pid {pid} {state}", False
     if state in "RD":
-        return "running", f"pid {pid} is running (state {state})"
+        return "running", f"pid {pid} is running (state {state})", False
     try:
         fields = Path(f"{base}/syscall").read_text().split()
     except OSError:  # not ours to read: fall back to the kernel function it sleeps in
         fields = []
     if fields and fields[0] == "running":
-        return "running", f"pid {pid} is running"
+        return "running", f"pid {pid} is running", False
     if not fields or fields[0] == "-1":
         wchan = ""
         with contextlib.suppress(OSError):
             wchan = Path(f"{base}/wchan").read_text()
         kind = "user" if any(w in wchan for w in MULTIPLEX_WCHAN) else "blocked"
-        return kind, f"pid {pid} sleeping in {wchan or '?'}"
+        return kind, f"pid {pid} sleeping in {wchan or '?'}", False
     name = SYSCALLS.get(platform.machine(), {}).get(int(fields[0]), f"syscall {fields[0]}")
     args = [int(a, 16) for a in fields[1:7]]
     if name in MULTIPLEX:
+        timed = has_timeout(name, args)
         fds = watched(pid, name, args)
         if fds is None:  # cannot see what it watches: it may be its terminal
-            return "user", f"pid {pid} in {name}"
+            return "user", f"pid {pid} in {name}", timed
         targets = [fd_target(pid, fd) for fd in fds]
         shown = ", ".join(f"{fd} {t.split(':')[0]}" for fd, t in zip(fds, targets, strict=True))
         if any(t.startswith(TERMINAL) for t in targets):
-            return "user", f"pid {pid} in {name}({shown})"
+            return "user", f"pid {pid} in {name}({shown})", timed
         kind = "network" if any(t.startswith("socket:") for t in targets) else "blocked"
-        return kind, f"pid {pid} in {name}({shown}), not on its terminal"
+        return kind, f"pid {pid} in {name}({shown}), not on its terminal", timed
     if name in READS or name.startswith(("recv", "accept")):
         target = fd_target(pid, args[0])
         if name in READS and target.startswith(TERMINAL):
-            return "user", f"pid {pid} in {name}({args[0]} {target})"
+            return "user", f"pid {pid} in {name}({args[0]} {target})", False
         if target.startswith("socket:"):
-            return "network", f"pid {pid} in {name}({args[0]} socket)"
-        return "blocked", f"pid {pid} in {name}({args[0]} {target})"
-    return "blocked", f"pid {pid} in {name}"
+            return "network", f"pid {pid} in {name}({args[0]} socket)", False
+        return "blocked", f"pid {pid} in {name}({args[0]} {target})", False
+    return "blocked", f"pid {pid} in {name}", sleeps_until(name, args)
 
 
 def tree_state(pid: int) -> TreeState:
     """Running if any thread of the tree runs; else user if any may be reading its terminal; else
     network if any waits on a socket; else blocked (a wrapper in wait4, a thread in futex)."""
-    kinds: list[tuple[str, str]] = []
+    kinds: list[tuple[str, str, bool]] = []
     for member in descendants(pid):
         try:
             tids = [int(t) for t in os.listdir(f"/proc/{member}/task")]
@@ -139,8 +163,37 @@ def tree_state(pid: int) -> TreeState:
                 kinds.append(thread_state(member, tid))
     if not kinds:
         return TreeState("exited", f"pid {pid} is gone")
+    timed = any(t for _, _, t in kinds)
     for wanted in ("running", "user", "network", "blocked"):
-        details = [d for k, d in kinds if k == wanted]
+        details = [d for k, d, _ in kinds if k == wanted]
         if details:
-            return TreeState(wanted, "; ".join(details))
-    return TreeState("blocked", "")
+            return TreeState(wanted, "; ".join(details), timed)
+    return TreeState("blocked", "", timed)
+
+
+def sockets(pid: int) -> set[str]:
+    """The inodes of the sockets the tree holds open."""
+    found = set()
+    for member in descendants(pid):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{member}/fd"):
+                target = fd_target(member, int(fd))
+                if target.startswith("socket:["):
+                    found.add(target[8:-1])
+    return found
+
+
+def unread_input(pid: int) -> bool:
+    """Whether one of the tree's TCP sockets holds bytes it has not read yet, or a connection it has
+    not accepted yet (rx_queue of /proc/net/tcp*: a listening socket's backlog): then it has
+    input to act on, though it may not have woken up yet."""
+    mine = sockets(pid)
+    if not mine:
+        return False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[9] in mine and int(fields[4].split(":")[1], 16) > 0:
+                    return True
+    return False

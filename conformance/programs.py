@@ -13,14 +13,19 @@ import os
 import re
 import signal
 import socket
+import time
 from pathlib import Path
 
 import pexpect
 
 from conformance import sandbox
 from conformance.checks import CaseFailure, ProgramDied
+from conformance.procstate import TreeState, tree_state, unread_input
 
 ANSI_OR_CONTROL = re.compile(r"\x1b|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+QUIET = 0.1  # seconds without output or typing before /proc is asked whether a program is idle
+CONFIRM = 0.05  # and it must still be idle this much later: one look could catch it between two steps
+SLICE = 0.05  # a wait looks at the program this often
 
 
 class Policy:
@@ -81,6 +86,12 @@ class Program:
         self._status: str | None = None
         self.case_mark = 0  # where the current case's output starts (a shared server runs many)
         self.ended = False  # its output has ended
+        self.quiet = QUIET * max(1.0, timeout / 5.0)  # stretched with the step (--timeout-scale)
+        self.early = True  # a wait may end as soon as the program is idle (see idle())
+        self._seen = 0  # transcript length at the last look
+        self._activity = time.monotonic()  # its last output, or our last typing
+        self._idle_since: float | None = None
+        self.last_state: TreeState | None = None
 
     @property
     def pid(self) -> int:
@@ -105,18 +116,30 @@ class Program:
 
     def _wait_for(self, pattern: str | re.Pattern[str], exact: bool, reqs: str, what: str,
                   timeout: float | None) -> None:
-        try:
-            if exact:
-                self.child.expect_exact(pattern, timeout=timeout or self.timeout)
-            else:
-                self.child.expect(pattern, timeout=timeout or self.timeout)
-        except pexpect.EOF:
-            raise ProgramDied(reqs, f"the {self.role} {self.exit_description()} while waiting for {what}",
-                              [shown(pattern)], "(end of output)") from None
-        except pexpect.TIMEOUT:
-            wait = timeout or self.timeout
-            raise CaseFailure(reqs, f"the {self.role} did not show {what} within {wait:g} s",
-                              [shown(pattern)], "(see the screen below)") from None
+        """Until `pattern` shows. Failing: the program exited, or it sits idle (waiting for its
+        user or its socket with nothing to act on), or it stayed busy for the whole timeout."""
+        wait = timeout or self.timeout
+        deadline = time.monotonic() + wait
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                if exact:
+                    self.child.expect_exact(pattern, timeout=max(0.0, min(SLICE, left)))
+                else:
+                    self.child.expect(pattern, timeout=max(0.0, min(SLICE, left)))
+                self._saw_output()
+                return
+            except pexpect.EOF:
+                raise ProgramDied(reqs, f"the {self.role} {self.exit_description()} while waiting for {what}",
+                                  [shown(pattern)], "(end of output)") from None
+            except pexpect.TIMEOUT:
+                pass
+            if left <= 0:
+                raise CaseFailure(reqs, f"the {self.role} did not show {what} within {wait:g} s",
+                                  [shown(pattern)], "(see the screen below)") from None
+            if self.idle():
+                raise CaseFailure(reqs, f"the {self.role} did not show {what}: it {self.idle_description()}",
+                                  [shown(pattern)], "(see the screen below)") from None
 
     def expect_line(self, text: str, reqs: str = "", what: str | None = None, timeout: float | None = None) -> None:
         """`text` as a whole line (the pty turns each \\n into \\r\\n)."""
@@ -170,8 +193,62 @@ class Program:
         self.send(line + "\n")
 
     def send(self, text: str) -> None:
+        self._activity = time.monotonic()  # it has something to act on now
+        self._idle_since = None
         with contextlib.suppress(OSError):  # it has exited; the next wait says so
             self.child.send(text)
+
+    # -- has it answered?
+
+    def _take_output(self) -> None:
+        """Read what it has written so far into the transcript, and keep it for the next expect
+        (pump() reads past every expect; this does not)."""
+        while not self.ended:
+            try:
+                data = self.child.read_nonblocking(65536, timeout=0)
+            except pexpect.TIMEOUT:
+                return
+            except (pexpect.EOF, OSError, ValueError):
+                self.ended = True
+                return
+            if not data:
+                return
+            self.child.buffer += data
+
+    def _saw_output(self) -> None:
+        length = len(self._log.getvalue())
+        if length != self._seen:
+            self._seen = length
+            self._activity = time.monotonic()
+            self._idle_since = None
+
+    def idle(self) -> bool:
+        """Whether it has answered all it was given: it waits for its user or a socket (read from
+        /proc), with no unread input on its sockets, no timer of its own pending, and no output or
+        typing for a quiet period; seen so twice, CONFIRM apart. An exited program is not idle
+        (its wait ends at the end of its output). With `early` off, never."""
+        if not self.early or self.ended:
+            return False
+        self._take_output()
+        self._saw_output()
+        now = time.monotonic()
+        if now - self._activity < self.quiet:
+            return False
+        state = tree_state(self.child.pid)
+        self.last_state = state
+        if state.kind not in ("user", "network") or state.timed or unread_input(self.child.pid):
+            self._idle_since = None
+            return False
+        if self._idle_since is None:
+            self._idle_since = now
+        return now - self._idle_since >= CONFIRM
+
+    def idle_description(self) -> str:
+        state = self.last_state
+        if state is None:
+            return "is idle"
+        waits = "waits for its user" if state.kind == "user" else "waits on the network"
+        return f"{waits}, with nothing more to show ({state.detail})"
 
     def interrupt(self) -> None:
         self.send("\x03")
@@ -186,11 +263,21 @@ class Program:
 
     def wait_exit(self, reqs: str = "", what: str = "its end", timeout: float | None = None) -> int:
         """The exit status (-N for signal N) once it has ended; a CaseFailure if it does not end."""
-        try:
-            self.child.expect(pexpect.EOF, timeout=timeout or self.timeout)
-        except pexpect.TIMEOUT:
-            raise CaseFailure(reqs, f"the {self.role} did not exit within {timeout or self.timeout:g} s after {what}",
-                              ["the process ends"], "it is still running") from None
+        wait = timeout or self.timeout
+        deadline = time.monotonic() + wait
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                self.child.expect(pexpect.EOF, timeout=max(0.0, min(SLICE, left)))
+                break
+            except pexpect.TIMEOUT:
+                pass
+            if left <= 0:
+                raise CaseFailure(reqs, f"the {self.role} did not exit within {wait:g} s after {what}",
+                                  ["the process ends"], "it is still running") from None
+            if self.idle():
+                raise CaseFailure(reqs, f"the {self.role} did not exit after {what}", ["the process ends"],
+                                  f"it is still running: it {self.idle_description()}") from None
         self.child.close()
         if self.child.signalstatus is not None:
             return -self.child.signalstatus

@@ -8,6 +8,7 @@ one crash never turns the rest into noise.
 
 from __future__ import annotations
 
+import select
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from chatwire import Hello, Role
 from conformance.checks import CaseFailure, ProgramDied
 from conformance.peer import WirePeer, describe
 from conformance.plugin import NOTES_KEY, PROGRAMS_KEY, VERDICT_KEY, WARNINGS_KEY, Options, case_id
-from conformance.programs import Program, free_port, listening, open_connections, substitute
+from conformance.programs import SLICE, Program, free_port, listening, open_connections, substitute
 
 
 class Context:
@@ -102,6 +103,8 @@ class ServerUnderTest:
 
     def connect(self, host: str | None = None) -> WirePeer:
         peer = WirePeer.connect(host or self.host, self.port, self.opts.step, self.opts.quiet_period)
+        if self.program:
+            peer.idle = self.program.idle
         self.peers.append(peer)
         return peer
 
@@ -222,14 +225,27 @@ class ScriptedServer:
         bind_host = "::1" if opts.host == "::1" else "127.0.0.1"
         self.sock = socket.create_server((bind_host, 0), family=family)
         self.port = self.sock.getsockname()[1]
+        self.clients: list[Program] = []  # the clients under test that may connect here
+
+    def idle(self) -> bool:
+        """Every client under test has answered all it was given (Program.idle)."""
+        return bool(self.clients) and all(client.idle() for client in self.clients if client.alive())
 
     def accept(self, reqs: str = "C-3 C-4", what: str = "the client connects after its handle") -> WirePeer:
-        self.sock.settimeout(self.opts.step)
-        try:
-            sock, _ = self.sock.accept()
-        except TimeoutError:
-            raise CaseFailure(reqs, what, ["a connection"], f"none within {self.opts.step:g} s") from None
-        return WirePeer(sock, Role.SERVER, self.opts.step, self.opts.quiet_period)
+        deadline = time.monotonic() + self.opts.step
+        while not select.select([self.sock], [], [], min(SLICE, max(0.0, deadline - time.monotonic())))[0]:
+            if time.monotonic() >= deadline:
+                raise CaseFailure(reqs, what, ["a connection"], f"none within {self.opts.step:g} s")
+            if self.idle():
+                raise CaseFailure(reqs, what, ["a connection"],
+                                  f"none: the client {self.clients[-1].idle_description()}")
+            if not any(client.alive() for client in self.clients):
+                raise CaseFailure(reqs, what, ["a connection"],
+                                  f"none: the client {self.clients[-1].exit_description()}")
+        sock, _ = self.sock.accept()
+        peer = WirePeer(sock, Role.SERVER, self.opts.step, self.opts.quiet_period)
+        peer.idle = self.idle
+        return peer
 
     def close(self) -> None:
         self.sock.close()
@@ -252,6 +268,7 @@ def start_client(opts: Options, ctx: Context, scripted_server: ScriptedServer) -
         # C-4 SHOULD: a client that honours CHAT_HELLO_TIMEOUT makes the TIMEOUT case quick.
         program = Program("client", argv, opts.step, env={"CHAT_HELLO_TIMEOUT": str(opts.handshake_timeout)})
         started.append(program)
+        scripted_server.clients.append(program)
         ctx.watch(program)
         return program
 
