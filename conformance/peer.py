@@ -72,6 +72,21 @@ def describe(event: Event | None) -> str:
     return "nothing"
 
 
+class PlainText(CaseFailure):
+    """The program speaks plain text, not PROTOCOL.md's frames: the mode is wrong, not each case.
+    Raised at the first exchange of a connection (conformance/cases/conftest.py then SKIPs the rest)."""
+
+
+def looks_like_text(data: bytes) -> bool:
+    """Printable UTF-8 and a line end: what a plain-text chat sends (`Chris> hi\n`), and never a
+    frame of PROTOCOL.md, whose length bytes are not text."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return "\n" in text and all(ch.isprintable() or ch in "\r\n\t" for ch in text)
+
+
 class WirePeer:
     def __init__(self, sock: socket.socket, role: Role, timeout: float, quiet: float) -> None:
         self.sock = sock
@@ -88,6 +103,12 @@ class WirePeer:
         # Whether the program at the other end has answered all it was given (Program.idle): a
         # wait for its bytes ends then, instead of at its timeout. Without a program, never.
         self.idle: Callable[[], bool] = lambda: False
+        # Set while the program has not yet sent a frame in this run: what to say if it speaks
+        # plain text instead (the pair command), and its prompt when it waits for its user (None
+        # while it does not). Nothing on the wire and a prompt where a frame was due mean plain text.
+        self.plain_text_hint: str | None = None
+        self.prompt: Callable[[], str | None] = lambda: None
+        self.framed = False  # a valid frame has come on this connection
 
     @classmethod
     def connect(cls, host: str, port: int, timeout: float, quiet: float) -> WirePeer:
@@ -199,10 +220,12 @@ class WirePeer:
             try:
                 event = self.conn.next_event()
             except ProtocolError as exc:
+                self._plain_text(reqs, what)
                 raise CaseFailure(reqs, f"{what}: the bytes received are not a valid frame here "
                                         f"({exc.code.name}: {exc.reason})",
                                   got=hexdump(bytes(self.unread))) from None
             if event is not NEED_DATA:
+                self.framed = self.framed or not isinstance(event, ConnectionClosed)
                 self.ignored = bytes(self.unread) if isinstance(event, ConnectionClosed) else b""
                 self.unread.clear()
                 if isinstance(event, Quit | Error):
@@ -213,7 +236,19 @@ class WirePeer:
                 return event
             left = deadline - time.monotonic()
             if self._read(max(0.0, min(SLICE, left))) is None and (left <= 0 or self.idle()):
+                self._plain_text(reqs, what)
                 return None
+
+    def _plain_text(self, reqs: str, what: str) -> None:
+        """Before any valid frame: text with a line end, or nothing and a prompt, is PlainText."""
+        if self.framed or self.plain_text_hint is None:
+            return
+        if looks_like_text(bytes(self.unread)):
+            raise PlainText(reqs, f"{what}: plain text came, not a frame of PROTOCOL.md. {self.plain_text_hint}",
+                            ["a frame"], hexdump(bytes(self.unread)))
+        if not self.unread and (prompt := self.prompt()) is not None:
+            raise PlainText(reqs, f"{what}: no frame came, and the program waits for its user at the prompt "
+                                  f"{prompt!r}. {self.plain_text_hint}", ["a frame"], "nothing")
 
     def expect(self, reqs: str, what: str, *alternatives: Event, timeout: float | None = None) -> Event:
         """The next event must be one of `alternatives` (any event if none are given)."""

@@ -21,6 +21,7 @@ import pexpect
 from conformance import sandbox
 from conformance.checks import CaseFailure, ProgramDied
 from conformance.procstate import TreeState, tree_state, unread_input
+from conformance.screen import visible
 
 ANSI_OR_CONTROL = re.compile(r"\x1b|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 QUIET = 0.1  # seconds without output or typing before /proc is asked whether a program is idle
@@ -243,6 +244,13 @@ class Program:
             self._idle_since = now
         return now - self._idle_since >= CONFIRM
 
+    def prompt(self) -> str | None:
+        """The last, unterminated line of its screen while it is idle waiting for its user; None
+        while it is not (busy, exited, waiting on the network, or nothing on that line)."""
+        if not self.idle() or self.last_state is None or self.last_state.kind != "user":
+            return None
+        return visible(self.transcript.rsplit("\n", 1)[-1]).strip() or None
+
     def idle_description(self) -> str:
         state = self.last_state
         if state is None:
@@ -333,6 +341,33 @@ def listening(port: int) -> bool:
             if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
                 return True
     return False
+
+
+def wait_listening(program: Program, port: int, reqs: str, answer: str | None = None) -> str | None:
+    """Until `program` listens on `port`, within its timeout. A program that waits for its user
+    before it listens asks a question (its handle, as many students' servers do): with `answer` it
+    is typed once and the question returned; without, it is a CaseFailure that says so. An exit,
+    a second question, or no listening socket in time is a CaseFailure."""
+    question = None
+    deadline = time.monotonic() + program.timeout
+    while not listening(port):
+        if not program.alive():
+            raise ProgramDied(reqs, f"the {program.role} {program.exit_description()} before it listened on "
+                                    f"port {port}", [f"a socket listening on port {port}"], "(see the screen below)")
+        asked = program.prompt()
+        if asked is not None and (answer is None or question is not None):
+            raise CaseFailure(reqs, f"the {program.role} waits for its user before it listens on port {port}",
+                              [f"a socket listening on port {port}"], f"the question {asked!r}")
+        if asked is not None:
+            question = asked
+            program.type(answer or "")
+        if time.monotonic() > deadline:
+            answered = f" after the answer {answer!r} to {question!r}" if question else ""
+            raise CaseFailure(reqs, f"the {program.role} did not listen on port {port} within {program.timeout:g} s",
+                              [f"a socket listening on port {port} (the port given for {{port}})"],
+                              f"no listening socket{answered}")
+        time.sleep(0.01)  # polling /proc: there is no event to wait on for another process's listen()
+    return question
 
 
 def open_connections(port: int) -> int:

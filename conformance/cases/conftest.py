@@ -17,9 +17,9 @@ import pytest
 
 from chatwire import Hello, Role
 from conformance.checks import CaseFailure, ProgramDied
-from conformance.peer import WirePeer, describe
+from conformance.peer import PlainText, WirePeer, describe
 from conformance.plugin import NOTES_KEY, PROGRAMS_KEY, VERDICT_KEY, WARNINGS_KEY, Options, case_id
-from conformance.programs import SLICE, Program, free_port, listening, open_connections, substitute
+from conformance.programs import SLICE, Program, free_port, open_connections, substitute, wait_listening
 
 
 class Context:
@@ -61,16 +61,72 @@ def ctx(request: pytest.FixtureRequest, opts: Options) -> Context:
     return Context(request.node, opts)
 
 
+# --- the wrong mode ----------------------------------------------------------------------------
+
+
+class ModeCheck:
+    """Whether the program under test speaks PROTOCOL.md's frames at all. Until it has sent one,
+    each connection watches for plain text (peer.PlainText); once it is found, the case that found
+    it FAILs saying which mode to use, and every later case is SKIPped with that one reason."""
+
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.framed = False  # it has sent a valid frame in this run
+        self.plain_text: str | None = None  # the reason later cases are SKIPped
+
+    def hint(self) -> str:
+        ours = " ".join(self.opts.command)  # joined plainly: shlex would quote every '{port}'
+        server, client = ((ours, "YOUR-CLIENT {host} {port}") if self.opts.mode == "server"
+                          else ("YOUR-SERVER {port}", ours))
+        return f"For a plain-text chat use pair mode: python3 -m conformance pair --server \"{server}\" " \
+               f"--client \"{client}\""
+
+    def arm(self, peer: WirePeer, program: Program | None) -> None:
+        if not self.framed and program is not None:
+            peer.plain_text_hint = self.hint()
+            peer.prompt = program.prompt
+
+    def seen(self, peers: list[WirePeer]) -> None:
+        self.framed = self.framed or any(peer.framed for peer in peers)
+
+
+@pytest.fixture(scope="session")
+def mode_check(opts: Options) -> ModeCheck:
+    return ModeCheck(opts)
+
+
+@pytest.fixture(autouse=True)
+def _skip_after_plain_text(request: pytest.FixtureRequest, mode_check: ModeCheck) -> None:
+    request.node.stash[MODE_CHECK_KEY] = mode_check
+    if mode_check.plain_text:
+        pytest.skip(mode_check.plain_text)
+
+
+MODE_CHECK_KEY = pytest.StashKey[ModeCheck]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    report = yield
+    check = item.stash.get(MODE_CHECK_KEY, None)
+    if check and call.excinfo and isinstance(call.excinfo.value, PlainText) and not check.plain_text:
+        check.plain_text = f"the {check.opts.mode} speaks plain text, not PROTOCOL.md (found by {case_id(item)}). " \
+                           + check.hint()
+    return report
+
+
 # --- server mode ----------------------------------------------------------------------------
 
 
 class ServerUnderTest:
     """The server command started on a free port, or (with --attach) a running server."""
 
-    def __init__(self, opts: Options) -> None:
+    def __init__(self, opts: Options, mode: ModeCheck) -> None:
         self.opts = opts
+        self.mode = mode
         self.program: Program | None = None
         self.handle = "HostA"  # the server's handle, learnt from its HELLO
+        self.question: str | None = None  # what it asked its user before it listened (answered 'HostA')
         self.peers: list[WirePeer] = []
         if opts.attach:
             self.host, self.port = opts.attach
@@ -79,20 +135,11 @@ class ServerUnderTest:
         self.port = free_port(opts.host)
         argv = substitute(opts.command, port=self.port, host=opts.host, handshake_timeout=opts.handshake_timeout)
         self.program = Program("server", argv, opts.step)
-        self._wait_until_listening()
-
-    def _wait_until_listening(self) -> None:
-        assert self.program is not None
-        deadline = time.monotonic() + self.opts.step
-        while not listening(self.port):
-            if not self.program.alive():
-                raise ProgramDied("S-3", f"the server {self.program.exit_description()} before it listened "
-                                         f"on port {self.port}")
-            if time.monotonic() > deadline:
-                self.program.stop()
-                raise CaseFailure("S-3", f"the server did not listen on port {self.port} within {self.opts.step:g} s",
-                                  ["a socket listening on the port given for {port}"], "no listening socket")
-            time.sleep(0.01)  # polling /proc: there is no event to wait on for another process's listen()
+        try:
+            self.question = wait_listening(self.program, self.port, "S-3", answer="HostA")
+        except CaseFailure:
+            self.program.stop()
+            raise
 
     def wait_until_idle(self) -> None:
         """Until the server has closed every connection the case opened (or a step has passed), so
@@ -105,6 +152,7 @@ class ServerUnderTest:
         peer = WirePeer.connect(host or self.host, self.port, self.opts.step, self.opts.quiet_period)
         if self.program:
             peer.idle = self.program.idle
+        self.mode.arm(peer, self.program)
         self.peers.append(peer)
         return peer
 
@@ -112,6 +160,7 @@ class ServerUnderTest:
         """Close what a case left open (it may have ended early, skipped or failed), and wait until
         the server has closed each connection too; after a reset, which gives nothing to wait on,
         ask /proc until the server holds no connection."""
+        self.mode.seen(self.peers)
         for peer in self.peers:
             peer.finish()
         if any(peer.reset_sent for peer in self.peers):
@@ -143,8 +192,9 @@ class ServerUnderTest:
 class ServerPool:
     """One shared server for the cases that leave it as they found it."""
 
-    def __init__(self, opts: Options) -> None:
+    def __init__(self, opts: Options, mode: ModeCheck) -> None:
         self.opts = opts
+        self.mode = mode
         self.current: ServerUnderTest | None = None
         self.dirty = False
         self.start_failure: str | None = None  # once the command cannot start, later cases are BLOCKED
@@ -154,7 +204,7 @@ class ServerPool:
         if self.start_failure:
             pytest.skip(f"BLOCKED: {self.start_failure}")
         try:
-            return ServerUnderTest(self.opts)
+            return ServerUnderTest(self.opts, self.mode)
         except CaseFailure as exc:
             self.start_failure = exc.what
             raise
@@ -174,8 +224,8 @@ class ServerPool:
 
 
 @pytest.fixture(scope="session")
-def server_pool(opts: Options) -> Iterator[ServerPool]:
-    pool = ServerPool(opts)
+def server_pool(opts: Options, mode_check: ModeCheck) -> Iterator[ServerPool]:
+    pool = ServerPool(opts, mode_check)
     yield pool
     pool.stop()
 
@@ -219,8 +269,10 @@ def fresh_server(opts: Options, ctx: Context, server_pool: ServerPool) -> Iterat
 class ScriptedServer:
     """A listening socket on a free loopback port; accept() gives the scripted side."""
 
-    def __init__(self, opts: Options) -> None:
+    def __init__(self, opts: Options, mode: ModeCheck) -> None:
         self.opts = opts
+        self.mode = mode
+        self.peers: list[WirePeer] = []
         family = socket.AF_INET6 if ":" in opts.host else socket.AF_INET
         bind_host = "::1" if opts.host == "::1" else "127.0.0.1"
         self.sock = socket.create_server((bind_host, 0), family=family)
@@ -245,15 +297,18 @@ class ScriptedServer:
         sock, _ = self.sock.accept()
         peer = WirePeer(sock, Role.SERVER, self.opts.step, self.opts.quiet_period)
         peer.idle = self.idle
+        self.mode.arm(peer, self.clients[-1] if self.clients else None)
+        self.peers.append(peer)
         return peer
 
     def close(self) -> None:
+        self.mode.seen(self.peers)
         self.sock.close()
 
 
 @pytest.fixture
-def scripted_server(opts: Options) -> Iterator[ScriptedServer]:
-    srv = ScriptedServer(opts)
+def scripted_server(opts: Options, mode_check: ModeCheck) -> Iterator[ScriptedServer]:
+    srv = ScriptedServer(opts, mode_check)
     yield srv
     srv.close()
 
