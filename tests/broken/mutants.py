@@ -314,14 +314,31 @@ def mutated_source(m: Mutant) -> str:
     return text
 
 
+def apply(text: str, edits: tuple[tuple[str, str], ...], what: str) -> str:
+    """Each (old, new) edit, each `old` found exactly once (else BuildError, naming it)."""
+    for old, new in edits:
+        if text.count(old) != 1:
+            raise BuildError(f"{what}: expected exactly one {old!r} in the reference, found {text.count(old)}")
+        text = text.replace(old, new)
+    return text
+
+
 def build(m: Mutant, workdir: Path) -> list[str]:
     """Make the mutant in `workdir` (empty or new) and return the suite's command template for it."""
-    workdir.mkdir(parents=True, exist_ok=True)
     files = SERVER_FILES if m.target == "server" else CLIENT_FILES
-    for name in files:
-        shutil.copy2(ROOT / name, workdir / name)
-    (workdir / m.file).write_text(mutated_source(m), encoding="utf-8")
-    if m.target == "server":
+    sources = {name: (ROOT / name).read_text(encoding="utf-8") for name in files}
+    sources[m.file] = mutated_source(m)
+    return build_copy(m.target, workdir, sources, {}, m.name)
+
+
+def build_copy(target: Target, workdir: Path, sources: dict[str, str],
+               edits: dict[str, tuple[tuple[str, str], ...]], name: str = "copy") -> list[str]:
+    """Write `sources` (file name -> text) into `workdir` with `edits` (file name -> edits) applied,
+    build it as ./compileall would, and return the suite's command template for it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for file, text in sources.items():
+        (workdir / file).write_text(apply(text, edits.get(file, ()), f"{name}: {file}"), encoding="utf-8")
+    if target == "server":
         shutil.copytree(ROOT / "vectors", workdir / "vectors", dirs_exist_ok=True)
         # Started with system python3, venvboot re-executes under the .venv beside venvboot.py: the
         # copy's, a link to the real one. The suite starts it under that .venv at once instead,
@@ -336,7 +353,7 @@ def build(m: Mutant, workdir: Path) -> list[str]:
     cc = subprocess.run(["cc", *CFLAGS, "-o", str(binary), "chatclient.c", "chatwire.c"], cwd=workdir,
                         capture_output=True, text=True)
     if cc.returncode != 0:
-        raise BuildError(f"{m.name}: the mutant does not compile:\n{cc.stderr}")
+        raise BuildError(f"{name}: the copy does not compile:\n{cc.stderr}")
     return [str(binary), "{host}", "{port}"]
 
 
