@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from chatwire import printable
-from conformance import plugin, report, sandbox
-from conformance.plugin import Result, document
-from conformance.runner import case_options
+from conformance import report, sandbox
+from conformance.options import RunOptions
+from conformance.plugin import document
+from conformance.verdicts import Status, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
-VERDICTS = (*plugin.VERDICTS, "FLAKY")  # FLAKY: only a batch re-runs its FAILs
+VERDICTS = tuple(Verdict)  # a run's five, and FLAKY: only a batch re-runs its FAILs
 MODE_ORDER = ("server", "client", "pair")
 # Calibration: the reference's run of these cases took CALIBRATION_SECONDS (median of 5, idle) on
 # the 2-core machine the suite was written on; a slower grading machine stretches every timeout.
@@ -68,16 +69,9 @@ def add_parser(modes: Any) -> None:
     parser.add_argument("--json", type=Path, metavar="FILE", help="write everything, as JSON, to FILE")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                         help="submissions graded at once (default: the number of cores)")
-    parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
-                        help="how long one step may take, before scaling (default 5)")
-    parser.add_argument("--timeout-scale", type=float, metavar="FACTOR",
-                        help="stretch every wait by FACTOR instead of calibrating on the reference")
-    parser.add_argument("--handshake-timeout", type=float, default=1.0, metavar="SECONDS",
-                        help="value for {handshake_timeout} in a command (default 1)")
+    RunOptions.add_arguments(parser, calibrated=True)
     parser.add_argument("--wall-time", type=float, default=300.0, metavar="SECONDS",
                         help="the most one submission may take, before scaling; then it is killed (default 300)")
-    parser.add_argument("--case", action="append", default=[], metavar="ID",
-                        help="grade only this case (an ID such as S-BUSY-1, or S-HELLO-1[bytewise]); repeatable")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copies (their path is printed)")
     parser.add_argument("--no-namespaces", action="store_true",
                         help="run without new namespaces (only limits, clean environments and process groups)")
@@ -90,7 +84,7 @@ def add_parser(modes: Any) -> None:
 class Submission:
     name: str
     source: Path
-    status: str = "WAITING"
+    status: Status = Status.WAITING
     mode: str = ""
     message: str = ""
     log: str = ""
@@ -125,8 +119,8 @@ def copy_submission(source: Path, target: Path) -> None:
 class Grading:
     """The runs of a batch: settings, the namespace prefix, and the progress display."""
 
-    def __init__(self, args: argparse.Namespace, scale: float, prefix: list[str], temp: Path) -> None:
-        self.args, self.scale, self.prefix, self.temp = args, scale, prefix, temp
+    def __init__(self, args: argparse.Namespace, run: RunOptions, prefix: list[str], temp: Path) -> None:
+        self.args, self.run, self.prefix, self.temp = args, run, prefix, temp
         self.lock = threading.Lock()
         self.done = 0
         self.total = 0
@@ -181,7 +175,7 @@ class Grading:
             try:
                 copy_submission(sub.source, work)
             except OSError as exc:
-                sub.status, sub.message = "ERROR", f"could not copy the submission: {exc}"
+                sub.status, sub.message = Status.ERROR, f"could not copy the submission: {exc}"
             else:
                 self._run(sub, work)
         finally:
@@ -195,10 +189,8 @@ class Grading:
     def _run(self, sub: Submission, work: Path) -> None:
         """The runner in the submission's namespaces, killed with all it started at the wall time."""
         argv = [*self.prefix, sys.executable, "-m", "conformance.runner", str(work),
-                *(["--isolated"] if self.prefix else []), "--timeout", str(self.args.timeout),
-                "--timeout-scale", str(self.scale), "--handshake-timeout", str(self.args.handshake_timeout),
-                *case_options(self.args.case)]
-        wall = self.args.wall_time * self.scale
+                *(["--isolated"] if self.prefix else []), *self.run.to_argv()]
+        wall = self.args.wall_time * self.run.timeout_scale
         proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
         self.runners.add(proc.pid)
@@ -216,34 +208,41 @@ class Grading:
         reader.join(timeout=5)
         self.runners.discard(proc.pid)
         if result is not None:
-            sub.status, sub.mode, sub.message, sub.log = (result[k] for k in ("status", "mode", "message", "log"))
+            sub.status = Status(result["status"])
+            sub.mode, sub.message, sub.log = (result[k] for k in ("mode", "message", "log"))
             sub.cases = {case["id"]: case for case in result["cases"]}
         elif expired.is_set():
             where = ", ".join(f"{mode} {cid}" for mode, cid in sub.last.items()) or sub.current
-            sub.status = "HUNG"
+            sub.status = Status.HUNG
             sub.message = f"the grading did not finish within {wall:g} s and was killed (the last to end: {where})"
         else:
-            sub.status = "ERROR"
+            sub.status = Status.ERROR
             sub.message = f"the grading stopped with status {proc.returncode}"
             sub.log = "".join(errors)[-4000:]
 
     def _follow(self, sub: Submission, lines: Iterable[str]) -> dict[str, Any] | None:
-        """The runner's lines (runner.py): progress as they come, and its RESULT, if it got that far.
-        The cases seen so far are kept, for a submission killed before its RESULT."""
+        """The runner's events (JSON lines, runner.py): progress as they come, and its result, if it
+        got that far. The cases of the first run are kept as they end, for a submission killed
+        before its result."""
         result = None
         for line in lines:
-            kind, _, text = line.rstrip("\n").partition(" ")
-            if kind == "STAGE":
-                self.update(sub, text)
-            elif kind == "MODE":
-                sub.mode = text
-            elif kind == "CASE":
-                verdict, mode, cid = text.split(" ", 2)
-                sub.cases[cid] = Result(cid, "", [], verdict).as_json(mode)  # RESULT gives the whole of it
-                sub.last[mode] = cid
-                self.update(sub, f"{cid} ({len(sub.cases)} done)")
-            elif kind == "RESULT":
-                result = json.loads(text)
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # not the runner's: it writes nothing else, but a line is not worth a crash
+            kind = event.get("event") if isinstance(event, dict) else None
+            if kind == "stage":
+                self.update(sub, str(event["text"]))
+            elif kind == "mode":
+                sub.mode = str(event["mode"])
+            elif kind == "case":
+                case, mode = event["case"], str(event["mode"])
+                if not event.get("rerun"):  # a re-run's verdict only decides FLAKY, in the result
+                    sub.cases[case["id"]] = case
+                sub.last[mode] = case["id"]
+                self.update(sub, f"{case['id']} ({len(sub.cases)} done)")
+            elif kind == "result":
+                result = event
         return result
 
 
@@ -264,8 +263,8 @@ def calibrate(args: argparse.Namespace) -> float:
     """The timeout scale: how much slower than the baseline the reference runs here."""
     if args.timeout_scale:
         return args.timeout_scale
-    argv = [sys.executable, "-m", "conformance", "server", *case_options(CALIBRATION_CASES), "--", sys.executable,
-            str(ROOT / "chatserve.py"), "{port}"]
+    argv = [sys.executable, "-m", "conformance", "server", *RunOptions(cases=CALIBRATION_CASES).to_argv(), "--",
+            sys.executable, str(ROOT / "chatserve.py"), "{port}"]
     times = []
     for _ in range(CALIBRATION_RUNS):
         start = time.monotonic()
@@ -328,8 +327,8 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
     if not args.submissions.is_dir():
         print(f"conformance: {args.submissions} is not a folder", file=sys.stderr)
         return 2
-    if args.jobs < 1 or args.timeout <= 0 or args.wall_time <= 0:
-        print("conformance: --jobs, --timeout and --wall-time must be positive", file=sys.stderr)
+    if args.jobs < 1 or args.wall_time <= 0:  # the run options are checked as they are parsed (options.py)
+        print("conformance: --jobs and --wall-time must be positive", file=sys.stderr)
         return 2
     started = time.monotonic()
     subs = [Submission(p.name, p) for p in sorted(args.submissions.iterdir())
@@ -340,7 +339,7 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"warning: {why}: submissions run without namespaces (so with the network and files of "
               "this machine); limits, clean environments and process groups still apply")
     temp = Path(tempfile.mkdtemp(prefix="conformance-batch-"))
-    grading = Grading(args, scale, prefix, temp)
+    grading = Grading(args, RunOptions.from_args(args, timeout_scale=scale), prefix, temp)
     grading.total = len(subs)
     try:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import textwrap
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
 from conformance import batch, sandbox
+from conformance.options import RunOptions
 from conformance.plugin import ConformancePlugin, Options
 from conformance.programs import Policy
+from conformance.verdicts import KIND_HELP
 
 CASES = Path(__file__).resolve().parent / "cases"
 MODULES = {"server": "test_server.py", "client": "test_client.py", "pair": "test_pair.py"}
@@ -27,22 +30,15 @@ EPILOG = """examples:
 
 In a command, {port} and {host} are replaced by the port and address the suite chose, and
 {handshake_timeout} by --handshake-timeout (so that the TIMEOUT cases need not wait 10 s).
+
+{kinds}
+
 Exit status: 0 if no case FAILed, 1 if one did, 2 for a usage error."""
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"conformance: {message} (see --help)\n")
-
-
-def positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def address(text: str) -> tuple[str, int]:
@@ -55,25 +51,24 @@ def address(text: str) -> tuple[str, int]:
 def build_parser() -> Parser:
     common = Parser(add_help=False)
     sel = common.add_argument_group("selection and output")
-    sel.add_argument("--case", action="append", default=[], metavar="ID",
-                     help="run this case (an ID such as S-BUSY-1, or S-HELLO-1[bytewise]); repeatable")
+    run = common.add_argument_group("timing and network")
+    RunOptions.add_arguments(run, selection=sel)
     sel.add_argument("-k", metavar="EXPR", help="run the cases whose IDs or names match a pytest -k expression")
+    sel.add_argument("-q", "--quiet", action="store_true",
+                     help="print only the cases that did not pass, and the summary line")
     sel.add_argument("--junit-xml", metavar="FILE", help="write JUnit XML results to FILE")
     sel.add_argument("--json", metavar="FILE", help="write JSON results to FILE")
     sel.add_argument("--report", metavar="FILE", help="write a self-contained HTML report to FILE")
-    run = common.add_argument_group("timing and network")
-    run.add_argument("--timeout", type=positive, default=5.0, metavar="SECONDS",
-                     help="how long one step may take before it fails (default 5)")
-    run.add_argument("--timeout-scale", type=positive, default=1.0, metavar="FACTOR",
-                     help="stretch every wait by FACTOR, for slow machines (default 1)")
+    sel.add_argument("--events", metavar="FILE",
+                     help="write one JSON object per line to FILE as each case ends, then an \"end\" one "
+                          "(FILE may be /dev/fd/N, a pipe)")
     run.add_argument("--host", default="127.0.0.1", help="loopback address to use: 127.0.0.1 (default) or ::1")
-    run.add_argument("--handshake-timeout", type=positive, default=1.0, metavar="SECONDS",
-                     help="value for {handshake_timeout} in a command (default 1)")
     run.add_argument("--untrusted", action="store_true",
                      help="start the programs under test with limits, no privileges and a clean environment")
 
     parser = Parser(prog="python3 -m conformance", description="Conformance suite for PROTOCOL.md.",
-                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                    epilog=EPILOG.replace("{kinds}", textwrap.fill(KIND_HELP, 95)),
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     modes = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
     server = modes.add_parser("server", parents=[common], help="test a server: -- COMMAND... or --attach HOST:PORT")
     server.add_argument("--attach", type=address, metavar="HOST:PORT",
@@ -116,28 +111,13 @@ def parse(argv: list[str]) -> tuple[Options, argparse.Namespace]:
         client_command=shlex.split(args.client) if args.mode == "pair" else [],
         host=args.host,
         attach=getattr(args, "attach", None),
-        timeout=args.timeout,
-        timeout_scale=args.timeout_scale,
-        handshake_timeout=args.handshake_timeout,
-        cases=args.case,
+        run=RunOptions.from_args(args),
         json_path=Path(args.json) if args.json else None,
         report_path=Path(args.report) if args.report else None,
+        events_path=Path(args.events) if args.events else None,
+        brief=args.quiet,
         untrusted=args.untrusted,
-        rerun_argv=["python3", "-m", "conformance", *rerun_arguments(argv), *(["--", *command] if command else [])],
     ), args
-
-
-def rerun_arguments(argv: list[str]) -> list[str]:
-    """The options minus the selection, so that --case ID can be put in its place."""
-    kept, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in ("--case", "-k"):
-            skip = True
-        elif not arg.startswith(("--case=", "-k=")):
-            kept.append(arg)
-    return kept
 
 
 def main(argv: list[str]) -> int:

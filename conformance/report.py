@@ -5,10 +5,13 @@ The page shows
   that ran it, a legend of the verdicts, and the totals (submissions by status, case results by verdict);
 - a matrix: one row per submission (its name, status, mode and verdict counts in a sticky first column; a
   submission that was not GRADED has its status and message written across its row) and one column per base case
-  id (S-HELLO-1 stands for S-HELLO-1[whole], S-HELLO-1[bytewise], ...), grouped under server / client / pair.
+  id (S-HELLO-1 stands for S-HELLO-1[whole], S-HELLO-1[bytewise], ...), grouped under server / client / pair;
+  a text case (one that checks an exact text or exit status fixed by PROTOCOL.md) has a small "T" under its id.
   A cell takes the colour and mark of the worst verdict among its variants, with "passed/run" when they differ;
+  a BLOCKED cell names the FAILed case that blocked it in its tooltip;
 - a detail panel: clicking a cell that did not PASS (or Enter on it) shows each variant's verdict and, for those
-  that did not PASS, the details (what was expected, what came) and what each program showed. A submission's
+  that did not PASS, the details (what was expected, what came), the root cause of a BLOCKED one, and what each
+  program showed. A submission's
   name opens its own panel (status, message, log). `report.html#d-3-12` opens a panel when the page loads.
 
 Every string of the data is untrusted (students choose their programs' output and names), so all of it is
@@ -32,19 +35,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-VERDICTS = ("FAIL", "FLAKY", "BLOCKED", "WARN", "SKIP", "PASS")  # worst first: a cell shows its worst variant
-STATUSES = ("GRADED", "BUILD-FAIL", "NO-START", "HUNG", "ERROR")
+from conformance.verdicts import RESULT_STATUSES, WORST_FIRST, Kind, Status, Verdict
+
+VERDICTS = WORST_FIRST  # a cell shows its worst variant
+STATUSES = RESULT_STATUSES
 
 # The marks are those of docs/mutation-table.md, so that a cell reads the same without its colour.
-MARKS = {"PASS": "✓", "FAIL": "F", "FLAKY": "~", "BLOCKED": "B", "WARN": "W", "SKIP": "S"}
+MARKS = {Verdict.PASS: "✓", Verdict.FAIL: "F", Verdict.FLAKY: "~", Verdict.BLOCKED: "B", Verdict.WARN: "W",
+         Verdict.SKIP: "S"}
 MEANINGS = {
-    "PASS": "passed",
-    "FAIL": "a MUST broken",
-    "FLAKY": "failed once, passed on re-run",
-    "BLOCKED": "not run: a case it needs failed",
-    "WARN": "a SHOULD broken",
-    "SKIP": "not applicable",
+    Verdict.PASS: "passed",
+    Verdict.FAIL: "a MUST broken",
+    Verdict.FLAKY: "failed once, passed on re-run",
+    Verdict.BLOCKED: "not run: a case it needs failed",
+    Verdict.WARN: "a SHOULD broken",
+    Verdict.SKIP: "not applicable",
 }
+KIND_MARK = "T"  # under the id of a text case
+KIND_MEANING = "a text case: checks an exact text or exit status fixed by PROTOCOL.md"
 UNKNOWN_MARK = "?"  # a verdict this page does not know; ranked worst, so that it is looked at
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
@@ -60,6 +68,7 @@ class Column:
     mode: str
     title: str
     requirements: list[str]
+    kind: str = Kind.BEHAVIOUR
     ids: list[str] = field(default_factory=list)
 
 
@@ -93,13 +102,15 @@ def _add_variant(columns: dict[str, Column], case_id: str, case: dict[str, Any])
     base = str(case.get("base") or case_id.split("[", 1)[0])
     if base not in columns:
         columns[base] = Column(base, str(case.get("mode") or "other"), str(case.get("title", "")),
-                               [str(req) for req in _list(case.get("requirements"))])
+                               [str(req) for req in _list(case.get("requirements"))],
+                               str(case.get("kind") or Kind.BEHAVIOUR))
     if case_id not in columns[base].ids:
         columns[base].ids.append(case_id)
 
 
 def _rows(data: dict[str, Any]) -> list[Row]:
-    return [Row(name=str(sub.get("name", "")), status=str(sub.get("status") or "GRADED"), mode=str(sub.get("mode", "")),
+    return [Row(name=str(sub.get("name", "")), status=str(sub.get("status") or Status.GRADED),
+                mode=str(sub.get("mode", "")),
                 message=str(sub.get("message", "")), log=str(sub.get("log", "")), seconds=sub.get("seconds"),
                 summary={str(k): _int(v) for k, v in _mapping(sub.get("summary")).items()},
                 results={str(k): _mapping(v) for k, v in _mapping(sub.get("results")).items()})
@@ -171,7 +182,7 @@ def _badge(verdict: str) -> str:
 
 
 def _status_badge(status: str) -> str:
-    known = status if status in STATUSES else "ERROR"
+    known = status if status in STATUSES else Status.ERROR
     return f'<span class="status st-{known}" data-status="{text(status)}">{text(status)}</span>'
 
 
@@ -196,7 +207,8 @@ def _legend() -> str:
     items = "".join(f'<li>{_badge(verdict)} <span class="meaning">{MEANINGS[verdict]}</span></li>'
                     for verdict in VERDICTS)
     return (f'<ul class="legend" aria-label="Verdicts">{items}'
-            '<li><span class="badge v-none">&nbsp;</span> <span class="meaning">not run</span></li></ul>')
+            '<li><span class="badge v-none">&nbsp;</span> <span class="meaning">not run</span></li>'
+            f'<li><span class="kind-mark">{KIND_MARK}</span> <span class="meaning">{KIND_MEANING}</span></li></ul>')
 
 
 def _totals(columns: list[Column], rows: list[Row]) -> str:
@@ -242,13 +254,17 @@ def _group_headers(columns: list[Column]) -> str:
 def _column_headers(columns: list[Column], rows: list[Row]) -> str:
     cells = []
     for column in columns:
-        failed = sum(1 for row in rows if any(verdict_of(row.results[i]) == "FAIL"
+        failed = sum(1 for row in rows if any(verdict_of(row.results[i]) == Verdict.FAIL
                                               for i in column.ids if i in row.results))
+        is_text = column.kind == Kind.TEXT
         tip = (f"{column.base}: {column.title}\nRequirements: {', '.join(column.requirements) or 'none'}\n"
-               f"{len(column.ids)} variant(s); failed by {failed} submission(s)")
+               + (f"{KIND_MEANING[0].upper()}{KIND_MEANING[1:]}.\n" if is_text else "")
+               + f"{len(column.ids)} variant(s); failed by {failed} submission(s)")
+        mark = f'<span class="kind-mark" aria-label="text case">{KIND_MARK}</span>' if is_text else ""
         count = f'<span class="failed" data-failed="{failed}">{failed or ""}</span>'
         cells.append(f'<th class="col{" has-fail" if failed else ""}" scope="col" data-case="{text(column.base)}" '
-                     f'title="{text(tip)}"><span class="colid">{text(column.base)}</span>{count}</th>')
+                     f'data-kind="{text(column.kind)}" title="{text(tip)}"><span class="colid">{text(column.base)}'
+                     f'</span>{mark}{count}</th>')
     return f'<tr class="cols">{"".join(cells)}</tr>'
 
 
@@ -257,7 +273,7 @@ def _row(index: int, row: Row, columns: list[Column], panels: list[str]) -> str:
     panels.append(_submission_panel(index, row))
     cells = "".join(_cell(index, number, row, column, panels) for number, column in enumerate(columns))
     attrs = f'data-submission="{text(row.name)}" data-status="{text(row.status)}"'
-    if row.status == "GRADED":
+    if row.status == Status.GRADED:
         return f'<tr class="sub-row" {attrs}>{_name_cell(index, row, 1)}{cells}</tr>'
     notice = _notice(index, row, len(columns))
     if not row.results:
@@ -299,18 +315,28 @@ def _cell(index: int, number: int, row: Row, column: Column, panels: list[str]) 
         return f'<td class="cell v-none" {where} data-verdict="" title="{text(column.base)}: not run"></td>'
     verdicts = [verdict_of(row.results[case_id]) for case_id in ids]
     cell_worst = worst(verdicts)
-    passed = verdicts.count("PASS")
+    passed = verdicts.count(Verdict.PASS)
     label = _mark(cell_worst) + (f'<small>{passed}/{len(ids)}</small>' if len(set(verdicts)) > 1 else "")
     tally = ", ".join(f"{count} {verdict}" for verdict, count in sorted(Counter(verdicts).items(),
                                                                         key=lambda item: rank(item[0])))
     tip = f"{row.name} · {column.base}: {tally}"
+    roots = _roots(row.results[case_id] for case_id in ids)
     attrs = f'class="cell {_verdict_class(cell_worst)}" {where} data-verdict="{text(cell_worst)}"'
-    if cell_worst == "PASS":
+    if roots:
+        tip += f" (blocked by {', '.join(roots)}, which FAILed)"
+        attrs += f' data-root="{text(" ".join(roots))}"'
+    if cell_worst == Verdict.PASS:
         return f'<td {attrs} title="{text(tip)}">{label}</td>'
     panel = f"d-{index}-{number}"
     panels.append(_case_panel(panel, row, column, ids))
     return (f'<td {attrs} data-detail="{panel}" tabindex="0" role="button" aria-haspopup="dialog" '
             f'title="{text(tip + " (click for details)")}">{label}</td>')
+
+
+def _roots(results: Iterable[dict[str, Any]]) -> list[str]:
+    """The FAILed cases that BLOCKED these results, each once."""
+    return list(dict.fromkeys(str(result["root"]) for result in results
+                              if verdict_of(result) == Verdict.BLOCKED and result.get("root")))
 
 
 # -- the panels: hidden in the page, shown in the dialog by the script
@@ -329,10 +355,13 @@ def _variant(case_id: str, result: dict[str, Any], case_title: str) -> str:
     verdict = verdict_of(result)
     head = (f'<div class="variant-head">{_badge(verdict)} <code>{text(case_id)}</code>'
             f'<span class="secs">{_duration(result.get("seconds"))}</span></div>')
-    if verdict == "PASS":
+    if verdict == Verdict.PASS:
         return f'<li class="variant" data-id="{text(case_id)}" data-verdict="PASS">{head}</li>'
     own_title = str(result.get("title") or "")
     title = f'<p class="variant-title">{text(own_title)}</p>' if own_title not in ("", case_title) else ""
+    if verdict == Verdict.BLOCKED and result.get("root"):
+        title += (f'<p class="root">Not run: it needs <code data-root>{text(result["root"])}</code>, '
+                  'which FAILed.</p>')
     details = "\n".join(str(line) for line in _list(result.get("details")))
     shown = f'<pre class="details">{text(details)}</pre>' if details else '<p class="none">(no details)</p>'
     transcripts = "".join(f'<h4>what the {text(role)} showed</h4>'
@@ -401,6 +430,9 @@ h1 { margin: 0 0 6px; font-size: 20px; }
 .cols th { top: var(--group-h); padding: 4px 2px; vertical-align: bottom; border-bottom: 1px solid var(--line);
   font-weight: 500; cursor: help; }
 .colid { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; font-size: 11px; }
+.kind-mark { display: inline-block; margin-top: 2px; padding: 0 3px; border: 1px solid #8c959f; border-radius: 3px;
+  font-size: 9px; line-height: 1.3; color: var(--muted); font-weight: 600; }
+.root { margin: 4px 0 0; }
 .failed { display: block; min-height: 1.3em; margin-top: 3px; text-align: center; font-size: 11px;
   color: #c62828; font-weight: 700; }
 .has-fail .colid { color: #8f1d1d; }

@@ -1,15 +1,21 @@
 """One submission's grading: build, find the programs, choose the mode, run the suite.
 
 `batch` starts one runner per submission, inside the submission's own namespaces when the
-machine allows them (conformance/sandbox.py). The runner prints one line per event on stdout:
+machine allows them (conformance/sandbox.py). The runner prints one JSON object per line on
+stdout, each with its "event":
 
-    STAGE building             what it is doing now
-    MODE framed                the mode chosen: framed (PROTOCOL.md) or pair
-    CASE FAIL server S-MSG-1   a case has ended: the first run's verdict, the suite's mode, the ID
-    RESULT {...}               the last line: the submission's result, as JSON
+    {"event": "stage", "text": "building: make"}     what it is doing now
+    {"event": "mode", "mode": "framed"}              the mode chosen: framed (PROTOCOL.md) or pair
+    {"event": "case", "mode": "server", "rerun": false, "case": {"id": "S-MSG-1", "verdict": "FAIL", ...}}
+                                                     a case has ended (the suite's JSON of it)
+    {"event": "result", "status": "GRADED", "mode": "framed", "message": "", "log": "", "cases": [...]}
+                                                     the last line: the submission's result
 
-Nothing of the student's can write there: no program of theirs inherits this stdout, and the
-runner is not dumpable, so it cannot be traced nor its descriptors opened through /proc.
+It learns of each case from the suite's own event stream (`--events`, conformance/plugin.py),
+read through a pipe, never from the suite's terminal output (where the students' screens are).
+Nothing of the student's can write to either: no program of theirs inherits this stdout nor that
+pipe, and the runner and the suite are not dumpable, so they cannot be traced nor their
+descriptors opened through /proc.
 """
 
 from __future__ import annotations
@@ -35,16 +41,17 @@ from typing import Any
 from chatwire import NEED_DATA, Connection, Hello, ProtocolError, Role
 from conformance import sandbox
 from conformance.checks import CaseFailure
+from conformance.options import RunOptions
 from conformance.pair import PairRun
-from conformance.plugin import VERDICTS, Options
+from conformance.plugin import Options
 from conformance.programs import Policy, Program
+from conformance.verdicts import Status, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent  # the suite, which must stay visible in the sandbox
 CONFIG = "conformance.toml"
 DEFAULT_SERVER = ("chatserve.py", "python3 chatserve.py {port}")
 DEFAULT_CLIENT = ("chatclient", "./chatclient {host} {port}")
 BUILD_SECONDS = 120.0
-VERDICT_LINE = re.compile(rf"^({'|'.join(VERDICTS)})\s+(\S+)")  # the suite's line for each case
 LOG_CHARS = 4000
 
 
@@ -52,30 +59,14 @@ class NotGradable(Exception):
     """The submission ends before its cases: BUILD-FAIL or NO-START (or ERROR, when the suite
     itself gave no results), with one line why."""
 
-    def __init__(self, status: str, message: str, log: str = "") -> None:
+    def __init__(self, status: Status, message: str, log: str = "") -> None:
         super().__init__(message)
         self.status, self.message, self.log = status, message, log
 
 
 @dataclass
-class Settings:
-    timeout: float
-    scale: float
-    handshake_timeout: float
-    cases: list[str] = field(default_factory=list)  # the grader's selection; empty for all
-
-    @property
-    def step(self) -> float:
-        return self.timeout * self.scale
-
-    def suite_options(self) -> list[str]:
-        return ["--untrusted", "--timeout", str(self.timeout), "--timeout-scale", str(self.scale),
-                "--handshake-timeout", str(self.handshake_timeout)]
-
-
-@dataclass
 class Outcome:
-    status: str = "GRADED"
+    status: Status = Status.GRADED
     mode: str = ""
     message: str = ""
     log: str = ""
@@ -89,9 +80,11 @@ class Outcome:
 EMIT_LOCK = threading.Lock()  # the server and client suites run side by side
 
 
-def emit(kind: str, text: str) -> None:
+def emit(event: str, **fields: Any) -> None:
+    """One line to the batch: a JSON object with its "event" (see the module docstring)."""
+    line = json.dumps({"event": event, **fields}, ensure_ascii=False)
     with EMIT_LOCK:
-        sys.stdout.write(f"{kind} {text}\n")
+        sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
 
@@ -139,19 +132,19 @@ def first_error(output: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def build(work: Path, settings: Settings) -> str:
+def build(work: Path, run: RunOptions) -> str:
     """Runs the build; returns its output, or raises NotGradable('BUILD-FAIL')."""
     log = []
     for argv in build_commands(work):
-        emit("STAGE", "building: " + shlex.join(argv))
-        status, out = run_bounded(argv, work, BUILD_SECONDS * settings.scale)
+        emit("stage", text="building: " + shlex.join(argv))
+        status, out = run_bounded(argv, work, BUILD_SECONDS * run.timeout_scale)
         log.append(f"$ {shlex.join(argv)}\n{out}")
         if status is None:
-            raise NotGradable("BUILD-FAIL", f"{shlex.join(argv)} did not finish within "
-                                            f"{BUILD_SECONDS * settings.scale:g} s", "".join(log))
+            raise NotGradable(Status.BUILD_FAIL, f"{shlex.join(argv)} did not finish within "
+                                                 f"{BUILD_SECONDS * run.timeout_scale:g} s", "".join(log))
         if status != 0:
             why = first_error(out) or f"{shlex.join(argv)} exited with status {status}"
-            raise NotGradable("BUILD-FAIL", why, "".join(log))
+            raise NotGradable(Status.BUILD_FAIL, why, "".join(log))
     return "".join(log)
 
 
@@ -172,44 +165,43 @@ def find_programs(work: Path) -> Programs:
         try:
             config = tomllib.loads((work / CONFIG).read_text("utf-8", "replace"))
         except tomllib.TOMLDecodeError as exc:
-            raise NotGradable("NO-START", f"{CONFIG}: {exc}") from None
+            raise NotGradable(Status.NO_START, f"{CONFIG}: {exc}") from None
     found = []
     for role, (default_file, default_command) in (("server", DEFAULT_SERVER), ("client", DEFAULT_CLIENT)):
         command = config.get(role)
         if command is None and (work / default_file).exists():
             command = default_command
         if not isinstance(command, str) or "{port}" not in command:
-            raise NotGradable("NO-START", f"no {role}: {default_file} not found, and {CONFIG} does not name one "
+            raise NotGradable(Status.NO_START, f"no {role}: {default_file} not found, and {CONFIG} does not name one "
                                           f"({role} = \"COMMAND with {{port}}\")")
         found.append(command)
     mode = config.get("mode", "")
     if mode not in ("", "framed", "pair"):
-        raise NotGradable("NO-START", f"{CONFIG}: mode must be \"framed\" or \"pair\", not {mode!r}")
+        raise NotGradable(Status.NO_START, f"{CONFIG}: mode must be \"framed\" or \"pair\", not {mode!r}")
     return Programs(found[0], found[1], mode)
 
 
-def start_server(command: str, settings: Settings) -> tuple[Program, int]:
+def start_server(command: str, run: RunOptions) -> tuple[Program, int]:
     """The server on a free port once it listens, started as pair mode starts one (its handle
     question answered, if it asks one first); NotGradable('NO-START') if it never listens."""
-    opts = Options(mode="pair", server_command=shlex.split(command), timeout=settings.timeout,
-                   timeout_scale=settings.scale, handshake_timeout=settings.handshake_timeout)
+    opts = Options(mode="pair", server_command=shlex.split(command), run=run)
     started: list[Program] = []
-    run = PairRun(opts, started.append)
+    pair = PairRun(opts, started.append)
     try:
-        side = run.start_server()
+        side = pair.start_server()
     except CaseFailure as exc:  # ProgramDied too: it could not start, or exited
         for program in started:
             program.stop()
-        raise NotGradable("NO-START", exc.what, started[0].transcript if started else "") from None
-    return side.program, run.port
+        raise NotGradable(Status.NO_START, exc.what, started[0].transcript if started else "") from None
+    return side.program, pair.port
 
 
-def speaks_framed(port: int, settings: Settings) -> bool:
+def speaks_framed(port: int, run: RunOptions) -> bool:
     """Whether the server answers a HELLO of PROTOCOL.md with its own HELLO."""
     conn = Connection(Role.CLIENT)
-    deadline = time.monotonic() + settings.step
+    deadline = time.monotonic() + run.step
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=settings.step) as sock:
+        with socket.create_connection(("127.0.0.1", port), timeout=run.step) as sock:
             sock.sendall(conn.send(Hello("Grader")))
             while (left := deadline - time.monotonic()) > 0:
                 sock.settimeout(left)
@@ -225,11 +217,11 @@ def speaks_framed(port: int, settings: Settings) -> bool:
     return False
 
 
-def choose_mode(programs: Programs, settings: Settings) -> str:
-    emit("STAGE", "probing the server")
-    server, port = start_server(programs.server, settings)
+def choose_mode(programs: Programs, run: RunOptions) -> str:
+    emit("stage", text="probing the server")
+    server, port = start_server(programs.server, run)
     try:
-        framed = speaks_framed(port, settings)
+        framed = speaks_framed(port, run)
     finally:
         server.stop()
     return programs.mode or ("framed" if framed else "pair")
@@ -238,72 +230,75 @@ def choose_mode(programs: Programs, settings: Settings) -> str:
 # --- the suite --------------------------------------------------------------------------------
 
 
-def case_options(cases: list[str] | tuple[str, ...]) -> list[str]:
-    """A selection of cases as the suite's command line takes it."""
-    return [arg for case in cases for arg in ("--case", case)]
-
-
-def run_suite(mode: str, programs: Programs, settings: Settings, cases: list[str]) -> list[dict[str, Any]]:
-    """One `python3 -m conformance MODE` run; its cases, from its JSON (read through a pipe, which
-    no program under test inherits)."""
+def run_suite(mode: str, programs: Programs, run: RunOptions, rerun: bool = False) -> list[dict[str, Any]]:
+    """One `python3 -m conformance MODE` run; its cases, from its event stream (read through a
+    pipe that no program under test inherits), each passed on to the batch as it ends."""
     if mode == "pair":
         target = ["--server", programs.server, "--client", programs.client]
     else:
         target = ["--", *shlex.split(programs.server if mode == "server" else programs.client)]
     read, write = os.pipe()
-    argv = [sys.executable, "-m", "conformance", mode, *settings.suite_options(), "--json", f"/dev/fd/{write}",
-            *case_options(cases), *target]
+    argv = [sys.executable, "-m", "conformance", mode, "--untrusted", *run.to_argv(), "--events", f"/dev/fd/{write}",
+            *target]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             pass_fds=(write,), text=True, errors="replace")
     os.close(write)
-    chunks: list[bytes] = []
-    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(read, 65536), b"")), daemon=True)
-    reader.start()
     assert proc.stdout is not None
-    tail: deque[str] = deque(maxlen=40)
-    for line in proc.stdout:
-        if match := VERDICT_LINE.match(line):
-            emit("CASE", f"{match[1]} {mode} {match[2]}")
-        tail.append(line)
+    output = proc.stdout
+    tail: deque[str] = deque(maxlen=40)  # the suite's own lines, for a run that ends without its results
+    reader = threading.Thread(target=lambda: tail.extend(output), daemon=True)  # so that its pipe never fills
+    reader.start()
+    cases: list[dict[str, Any]] = []
+    ended = False
+    with open(read, encoding="utf-8", errors="replace") as events:
+        for line in events:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "case":
+                case = {key: value for key, value in event.items() if key != "event"}
+                cases.append(case)
+                emit("case", mode=mode, rerun=rerun, case=case)
+            elif event.get("event") == "end":
+                ended = True
     proc.wait()
     reader.join()
-    os.close(read)
-    try:
-        return json.loads(b"".join(chunks))["cases"]
-    except (ValueError, KeyError):
-        raise NotGradable("ERROR", f"the suite's {mode} run ended with status {proc.returncode} and no results",
-                          "".join(tail)) from None
+    if not ended:
+        raise NotGradable(Status.ERROR, f"the suite's {mode} run ended with status {proc.returncode} and no results",
+                          "".join(tail))
+    return cases
 
 
-def with_reruns(mode: str, programs: Programs, settings: Settings) -> list[dict[str, Any]]:
+def with_reruns(mode: str, programs: Programs, run: RunOptions) -> list[dict[str, Any]]:
     """The suite, then its FAILed cases once more: one that passes the second time is FLAKY."""
-    emit("STAGE", f"{mode} cases")
-    cases = run_suite(mode, programs, settings, settings.cases)
-    failed = [c["id"] for c in cases if c["verdict"] == "FAIL"]
+    emit("stage", text=f"{mode} cases")
+    cases = run_suite(mode, programs, run)
+    failed = [c["id"] for c in cases if c["verdict"] == Verdict.FAIL]
     if not failed:
         return cases
-    emit("STAGE", f"re-running {len(failed)} failed {mode} case(s)")
-    again = {c["id"]: c for c in run_suite(mode, programs, settings, failed)}
+    emit("stage", text=f"re-running {len(failed)} failed {mode} case(s)")
+    again = {c["id"]: c for c in run_suite(mode, programs, run.with_cases(failed), rerun=True)}
     for case in cases:
         second = again.get(case["id"])
-        if case["verdict"] == "FAIL" and second and second["verdict"] in ("PASS", "WARN"):
-            case["verdict"] = "FLAKY"
+        if case["verdict"] == Verdict.FAIL and second and second["verdict"] in (Verdict.PASS, Verdict.WARN):
+            case["verdict"] = Verdict.FLAKY
             case["details"] = ["FAILed on the first run and passed on the re-run; the first run said:",
                                *case["details"]]
     return cases
 
 
-def grade(work: Path, settings: Settings) -> Outcome:
+def grade(work: Path, run: RunOptions) -> Outcome:
     outcome = Outcome()
     try:
-        outcome.log = build(work, settings)
+        outcome.log = build(work, run)
         programs = find_programs(work)
-        outcome.mode = choose_mode(programs, settings)
-        emit("MODE", outcome.mode)
+        outcome.mode = choose_mode(programs, run)
+        emit("mode", mode=outcome.mode)
         modes = ["pair"] if outcome.mode == "pair" else ["server", "client"]
         # Side by side: most of a run is waiting (for a 10 s handshake TIMEOUT, for quiet).
         with ThreadPoolExecutor(max_workers=len(modes)) as pool:
-            for cases in pool.map(lambda mode: with_reruns(mode, programs, settings), modes):
+            for cases in pool.map(lambda mode: with_reruns(mode, programs, run), modes):
                 outcome.cases += cases
     except NotGradable as exc:
         outcome.status, outcome.message, outcome.log = exc.status, exc.message, exc.log
@@ -314,10 +309,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m conformance.runner", description=__doc__.split("\n")[0])
     parser.add_argument("work", type=Path, help="the submission's copy (made by batch)")
     parser.add_argument("--isolated", action="store_true", help="seal the namespaces made by unshare first")
-    parser.add_argument("--timeout", type=float, default=5.0)
-    parser.add_argument("--timeout-scale", type=float, default=1.0)
-    parser.add_argument("--handshake-timeout", type=float, default=1.0)
-    parser.add_argument("--case", action="append", default=[])
+    RunOptions.add_arguments(parser)
     args = parser.parse_args(argv)
     sandbox.protect_self()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # batch stops us; a student's kill -INT must not
@@ -325,8 +317,8 @@ def main(argv: list[str]) -> int:
     suite = [ROOT, Path(sys.prefix), Path(sys.base_prefix)]
     work = sandbox.enter(args.work, suite) if args.isolated else args.work
     os.chdir(work)
-    outcome = grade(work, Settings(args.timeout, args.timeout_scale, args.handshake_timeout, args.case))
-    emit("RESULT", json.dumps(outcome.as_json(), ensure_ascii=False))
+    outcome = grade(work, RunOptions.from_args(args))
+    emit("result", **outcome.as_json())
     if args.isolated and os.getpid() == 1:
         os.kill(-1, signal.SIGKILL)  # first in its PID namespace: whatever the student left behind
     return 0
