@@ -109,6 +109,11 @@ class Program:
         self.case_mark = len(self._log.getvalue())
         return self.case_mark
 
+    def here(self) -> int:
+        """A place in the transcript now, for lines_since() (the case's own mark() stays)."""
+        self._take_output()
+        return len(self._log.getvalue())
+
     def output_since(self, mark: int | None = None) -> str:
         return self._log.getvalue()[self.case_mark if mark is None else mark :].replace("\r\n", "\n")
 
@@ -249,7 +254,59 @@ class Program:
         while it is not (busy, exited, waiting on the network, or nothing on that line)."""
         if not self.idle() or self.last_state is None or self.last_state.kind != "user":
             return None
-        return visible(self.transcript.rsplit("\n", 1)[-1]).strip() or None
+        return self.last_line.strip() or None
+
+    def wait_for_user(self, reqs: str, what: str, timeout: float | None = None) -> str:
+        """Until it is idle waiting for its user (reading its terminal); its prompt then, the last
+        unterminated line of its screen ("" if none). A CaseFailure if it exits, waits for
+        something else (its socket) with nothing to act on, or is still busy at the timeout."""
+        wait = timeout or self.timeout
+        deadline = time.monotonic() + wait
+        while True:
+            if self.idle() and self.last_state is not None:
+                if self.last_state.kind == "user":
+                    return self.last_line
+                raise CaseFailure(reqs, what, [f"the {self.role} waits for its user"],
+                                  f"it {self.idle_description()}")
+            if self.ended or not self.alive():
+                raise ProgramDied(reqs, f"{what}: the {self.role} {self.exit_description()}",
+                                  [f"the {self.role} waits for its user"], "(see the screen below)")
+            if time.monotonic() >= deadline:
+                state = self.last_state.detail if self.last_state else "busy"
+                raise CaseFailure(reqs, what, [f"the {self.role} waits for its user"],
+                                  f"not at rest after {wait:g} s ({state})")
+            time.sleep(SLICE / 5)  # polling /proc: another process's blocking has no event
+
+    def settle_idle(self, timeout: float | None = None) -> bool:
+        """Until it is idle or has exited (True), or the timeout (False); no verdict. Its output
+        is in the transcript then (lines_since(), last_line)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while time.monotonic() < deadline:
+            if self.idle() or self.ended or not self.alive():
+                self._take_output()
+                return True
+            time.sleep(SLICE / 5)  # polling /proc: another process's blocking has no event
+        return False
+
+    def lines_since(self, mark: int) -> list[str]:
+        """The visible lines (escapes, \r and \b applied) completed after `mark` (a mark() of
+        the transcript), the first one from its start."""
+        self._take_output()
+        raw = self._log.getvalue()
+        start = raw.rfind("\n", 0, mark) + 1
+        return [visible(line) for line in raw[start:].replace("\r\n", "\n").split("\n")[:-1]]
+
+    @property
+    def last_line(self) -> str:
+        """The unterminated last line of its screen, as shown: its prompt when it waits for its user."""
+        self._take_output()
+        return visible(self._log.getvalue().replace("\r\n", "\n").rsplit("\n", 1)[-1])
+
+    def forget_unread(self) -> None:
+        """Drop what no expect has matched yet, so that the next expect_* starts from now (after a
+        case judged the screen through lines_since() instead)."""
+        self._take_output()
+        self.child.buffer = ""
 
     def idle_description(self) -> str:
         state = self.last_state
