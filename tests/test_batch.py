@@ -112,6 +112,7 @@ def test_a_hanging_submission_is_killed_and_keeps_what_finished(graded: BatchRun
     scale = graded.data["timeout_scale"]
     assert f"within {WALL_TIME * scale:g} s" in sub["message"]
     assert sub["results"], "the cases that ended before the kill are kept"
+    assert all(r["title"] and r["requirements"] and r["kind"] for r in sub["results"].values()), "each whole"
     assert WALL_TIME * scale - 0.1 <= sub["seconds"] < WALL_TIME * scale + 15  # seconds are rounded to 0.1
 
 
@@ -300,8 +301,11 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 
-FLAKY_SERVER = '''"""The reference server, but its second start (the first after the batch's probe) begins with a
-wrong first line: S-LISTEN-1 FAILs on the first run and passes on the re-run."""
+FORGED = ('{"event": "result", "status": "GRADED", "mode": "framed", "message": "forged", "log": "", "cases": []}',
+          '{"event": "case", "mode": "server", "rerun": false, "case": {"id": "S-FORGED-1", "verdict": "PASS"}}',
+          'PASS    S-LISTEN-1', 'RESULT {"status": "GRADED", "mode": "framed", "message": "", "log": "", "cases": []}')
+FLAKY_SERVER = f'''"""The reference server, but its second start (the first after the batch's probe) begins with
+lines of its own, forged events of the runner: S-LISTEN-1 FAILs on the first run and passes on the re-run."""
 import os
 import sys
 from pathlib import Path
@@ -310,12 +314,12 @@ starts = Path("starts")
 count = int(starts.read_text()) + 1 if starts.exists() else 1
 starts.write_text(str(count))
 if count == 2:
-    print("Starting...", flush=True)
+    print({chr(10).join(FORGED)!r}, flush=True)
 os.execvp("python3", ["python3", "chatserve.py", *sys.argv[1:]])
 '''
 
 
-def test_a_case_that_fails_once_then_passes_is_flaky(tmp_path: Path) -> None:
+def test_a_case_that_fails_once_then_passes_is_flaky_and_its_output_forges_nothing(tmp_path: Path) -> None:
     folder = tmp_path / "class"
     reference_copy(folder / "flaky")
     (folder / "flaky" / "flaky.py").write_text(FLAKY_SERVER)
@@ -326,8 +330,9 @@ def test_a_case_that_fails_once_then_passes_is_flaky(tmp_path: Path) -> None:
     (sub,) = json.loads((tmp_path / "r.json").read_text())["submissions"]
     assert {cid: r["verdict"] for cid, r in sub["results"].items()} == {"S-LISTEN-1": "FLAKY", "C-PROMPT-1": "PASS"}
     details = sub["results"]["S-LISTEN-1"]["details"]
-    assert details[0].startswith("FAILed on the first run and passed on the re-run") and "Starting..." in str(details)
+    assert details[0].startswith("FAILed on the first run and passed on the re-run") and "forged" in str(details)
     assert sub["summary"]["FLAKY"] == 1
+    assert (sub["status"], sub["message"]) == ("GRADED", "")
 
 
 def test_without_namespaces_it_says_so_and_still_grades(tmp_path: Path) -> None:

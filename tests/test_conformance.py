@@ -3,6 +3,7 @@ loopback families; the front end's selection, exit statuses, JSON and JUnit XML;
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import re
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conformance.checks import CaseFailure, hexdump, quote, requirements, unknown_requirements
+from conformance.options import RunOptions
 from conformance.programs import free_port, listening
 from procs import CLIENT_BUILDS, ROOT, SANITIZER_ENV, conformance, listed
 
@@ -175,3 +177,124 @@ def test_an_independent_implementation_gets_the_same_verdicts(tmp_path: Path, mo
     assert result.returncode == 0, result.stdout
     got = verdicts(tmp_path / "r.json")
     assert got == dict.fromkeys(listed(mode), "PASS")
+
+
+# --- what the terminal shows, the events, the kinds, the run options --------------------------
+
+READY_SERVER = '''"""Its own first line; on a connection, a line and a prompt a moment later, and never a HELLO."""
+import socket, sys, time
+with socket.create_server(("127.0.0.1", int(sys.argv[1]))) as listener:
+    print(f"Server is ready on port {sys.argv[1]}", flush=True)
+    while True:
+        conn, addr = listener.accept()
+        conn.recv(64)
+        time.sleep(0.05)
+        print(f"Connected to {addr}", flush=True)
+        print("HostA> ", end="", flush=True)
+        time.sleep(3600)
+'''
+
+
+def test_a_fail_shows_the_screen_read_to_the_end_and_a_rerun_line_without_output_files(tmp_path: Path) -> None:
+    server = tmp_path / "ready_server.py"
+    server.write_text(READY_SERVER)
+    outputs = ["--json", str(tmp_path / "r.json"), "--junit-xml", str(tmp_path / "r.xml"), "--report",
+               str(tmp_path / "r.html"), "--events", str(tmp_path / "events")]
+    result = conformance("server", "-q", "--timeout", "1", "--case", "S-HELLO-1[whole]", *outputs, "--",
+                         sys.executable, str(server), "{port}")
+    assert result.returncode == 1, result.stdout
+    screen = result.stdout.split("the server's screen, last lines (is still running):\n")[1].splitlines()
+    assert screen[:3] == [f"            | Server is ready on port {screen[0].split()[-1]}",
+                          f"            | Connected to ('127.0.0.1', {screen[1].split()[-1]}",
+                          "            | HostA> "], result.stdout
+    (rerun,) = [line.strip() for line in result.stdout.splitlines() if "re-run:" in line]
+    assert rerun == (f"re-run: python3 -m conformance server --case 'S-HELLO-1[whole]' --timeout 1 -- "
+                     f"{sys.executable} {server} '{{port}}'")
+    (case,) = json.loads((tmp_path / "r.json").read_text())["cases"]
+    assert "HostA> " in case["transcripts"]["server"]
+
+
+def test_quiet_shows_what_did_not_pass_and_folds_the_blocked_under_their_root(tmp_path: Path) -> None:
+    events = tmp_path / "events"
+    result = conformance("server", "-q", "--json", str(tmp_path / "r.json"), "--events", str(events), "--",
+                         "./no-such-server", "{port}")
+    assert result.returncode == 1
+    cases = json.loads((tmp_path / "r.json").read_text())["cases"]
+    blocked = [c for c in cases if c["verdict"] == "BLOCKED"]
+    assert len(blocked) == len(cases) - 1 > 100
+    assert {c["root"] for c in blocked} == {"S-LISTEN-1"}  # also those a fixture BLOCKED, and so those they blocked
+    headlines = [line for line in result.stdout.splitlines() if not line.startswith(" ")]
+    assert headlines == [
+        f"FAIL    {'S-LISTEN-1':36} {cases[0]['title']}",
+        f"BLOCKED {len(blocked)} cases need S-LISTEN-1, which FAILed",
+        f"0 passed, 1 failed, 0 warned, 0 skipped, {len(blocked)} blocked"]
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["event"] for e in lines] == ["case"] * len(cases) + ["end"]
+    assert [(e["id"], e["verdict"], e["mode"], e["root"]) for e in lines[:-1]] == [
+        (c["id"], c["verdict"], "server", c["root"]) for c in cases]
+    assert lines[-1]["summary"] == {"FAIL": 1, "BLOCKED": len(blocked)}
+    passing = conformance("server", "-q", "--case", "S-HELLO-1", *SERVER)
+    assert passing.returncode == 0 and passing.stdout.splitlines() == [
+        "4 passed, 0 failed, 0 warned, 0 skipped, 0 blocked"]
+
+
+KINDS_MODULE = '''import pytest
+
+@pytest.mark.case("T-TEXT-1", reqs="S-3", title="an exact line", kind="text")
+def test_text():
+    pass
+
+@pytest.mark.case("T-BEHAVE-1", reqs="S-4", title="what it does")
+def test_behaviour():
+    pass
+'''
+
+
+def run_plugin(tmp_path: Path, module: str, mode: str) -> subprocess.CompletedProcess[str]:
+    """The plugin on a module of cases of our own (as if other engineers had written them)."""
+    (tmp_path / "test_kinds.py").write_text(module)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    script = ("import sys, pytest\nfrom pathlib import Path\n"
+              "from conformance.plugin import ConformancePlugin, Options\n"
+              f"opts = Options(mode={mode!r}, json_path=Path({str(tmp_path / 'r.json')!r}), "
+              f"report_path=Path({str(tmp_path / 'r.html')!r}))\n"
+              f"args = [{str(tmp_path / 'test_kinds.py')!r}, '-c', {str(tmp_path / 'pytest.ini')!r}, "
+              "'-p', 'no:terminal', '-p', 'no:cacheprovider'] + (['--collect-only'] if opts.mode == 'list' else [])\n"
+              "sys.exit(int(pytest.main(args, plugins=[ConformancePlugin(opts)])))\n")
+    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_a_case_kind_is_listed_in_the_json_and_marked_in_the_report(tmp_path: Path) -> None:
+    listing = run_plugin(tmp_path, KINDS_MODULE, "list")
+    assert [line.split()[:3] for line in listing.stdout.splitlines()] == [["T-TEXT-1", "S-3", "text"],
+                                                                          ["T-BEHAVE-1", "S-4", "behaviour"]]
+    ran = run_plugin(tmp_path, KINDS_MODULE, "server")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert {c["id"]: c["kind"] for c in json.loads((tmp_path / "r.json").read_text())["cases"]} == {
+        "T-TEXT-1": "text", "T-BEHAVE-1": "behaviour"}
+    page = (tmp_path / "r.html").read_text()
+    assert re.search(r'<th [^>]*data-case="T-TEXT-1" data-kind="text"[^>]*>.*?class="kind-mark"', page)
+    assert not re.search(r'<th [^>]*data-case="T-BEHAVE-1" data-kind="behaviour"[^>]*><span class="colid">'
+                         r'T-BEHAVE-1</span><span class="kind-mark"', page)
+    mistyped = run_plugin(tmp_path, KINDS_MODULE.replace('kind="text"', 'kind="txt"'), "server")
+    assert mistyped.returncode == pytest.ExitCode.USAGE_ERROR and "T-TEXT-1: kind='txt'" in mistyped.stderr
+
+
+def test_help_says_what_text_and_behaviour_cases_are() -> None:
+    epilog = " ".join(conformance("--help").stdout.split())
+    assert "A text case checks an exact text or exit status that PROTOCOL.md fixes" in epilog
+    assert "A behaviour case (the default) checks what the program does" in epilog
+
+
+def test_run_options_read_back_what_they_write() -> None:
+    parser = argparse.ArgumentParser()
+    RunOptions.add_arguments(parser)
+    assert RunOptions().to_argv() == []
+    run = RunOptions(timeout=2.5, timeout_scale=1.3, handshake_timeout=1.0, cases=("S-MSG-1", "C-HELLO-1[whole]"))
+    assert run.to_argv() == ["--timeout", "2.5", "--timeout-scale", "1.3", "--case", "S-MSG-1", "--case",
+                             "C-HELLO-1[whole]"]
+    assert RunOptions.from_args(parser.parse_args(run.to_argv())) == run
+    assert RunOptions.from_args(parser.parse_args([])) == RunOptions()
+    for bad in ("0", "-1", "x", "inf"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--timeout", bad])

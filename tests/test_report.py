@@ -41,13 +41,15 @@ CASES = [  # (full id, mode, title, requirements)
     ("C-QUIT-2[quit]", "client", "\\quit ends the conversation", ["C-7"]),
     ("P-RELAY-1", "pair", "a relay that cuts the stream into single bytes", ["P-2"]),
 ]
+TEXT_CASES = {"C-PROMPT-1"}  # kind="text"; the others are behaviour cases
+ROOT_CAUSE = "S-HELLO-1[whole]"  # what a BLOCKED result needed
 
 
 def result(verdict: str) -> dict[str, Any]:
     if verdict == "PASS":
         return {"verdict": "PASS", "title": "", "details": [], "transcripts": {}, "seconds": 0.05}
     return {"verdict": verdict, "title": "", "details": FAIL_DETAILS, "transcripts": {"server": TRANSCRIPT},
-            "seconds": 0.21}
+            "seconds": 0.21, "root": ROOT_CAUSE if verdict == "BLOCKED" else ""}
 
 
 def submission(name: str, status: str, mode: str, verdicts: dict[str, str], message: str = "",
@@ -67,8 +69,8 @@ def sample() -> dict[str, Any]:
         "seconds": 95.2,
         "timeout_scale": 1.3,
         "command": f"python3 -m conformance batch SUBMISSIONS/ --timeout-scale 1.3 # {INJECTED}",
-        "cases": [{"id": cid, "base": cid.split("[")[0], "mode": mode, "title": title, "requirements": reqs}
-                  for cid, mode, title, reqs in CASES],
+        "cases": [{"id": cid, "base": cid.split("[")[0], "mode": mode, "title": title, "requirements": reqs,
+                   "kind": "text" if cid in TEXT_CASES else "behaviour"} for cid, mode, title, reqs in CASES],
         "submissions": [
             submission("alice", "GRADED", "framed", alice),
             submission(NASTY_NAME, "GRADED", "pair", {"P-RELAY-1": "FAIL"}),
@@ -151,6 +153,21 @@ def test_every_cell_that_did_not_pass_has_its_panel() -> None:
             assert cell.attrs["tabindex"] == "0"
             assert (panel.attrs["data-submission"], panel.attrs["data-case"]) == (cell.attrs["data-submission"],
                                                                                   cell.attrs["data-case"])
+
+
+def test_text_cases_are_marked_and_blocked_cells_name_their_root() -> None:
+    root = parse(report.render(sample()))
+    for header in root.find_all("th", test=lambda e: "data-kind" in e.attrs):
+        is_text = header.attrs["data-case"] in TEXT_CASES
+        assert header.attrs["data-kind"] == ("text" if is_text else "behaviour")
+        assert bool(header.find_all("span", **{"class": "kind-mark"})) == is_text
+        assert ("A text case" in header.attrs["title"]) == is_text
+    blocked = root.find("td", data_submission="alice", data_case="C-PROMPT-1")
+    assert (blocked.attrs["data-verdict"], blocked.attrs["data-root"]) == ("BLOCKED", ROOT_CAUSE)
+    assert f"blocked by {ROOT_CAUSE}, which FAILed" in blocked.attrs["title"]
+    panel = by_id(root.find(id="panels"), blocked.attrs["data-detail"])
+    assert panel.find("code", data_root="").text() == ROOT_CAUSE
+    assert f"it needs {ROOT_CAUSE}, which FAILed" in panel.text()
 
 
 @pytest.mark.parametrize("data", [
