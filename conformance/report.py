@@ -52,7 +52,7 @@ MEANINGS = {
     Verdict.SKIP: "not applicable",
 }
 KIND_MARK = "T"  # under the id of a text case
-KIND_MEANING = "a text case: checks an exact text or exit status fixed by PROTOCOL.md"
+KIND_MEANING = "a text case: checks one exact text or exit status fixed by PROTOCOL.md"
 UNKNOWN_MARK = "?"  # a verdict this page does not know; ranked worst, so that it is looked at
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")

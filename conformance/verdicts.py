@@ -44,6 +44,7 @@ class Kind(StrEnum):
     BEHAVIOUR = "behaviour"  # what the program does: frames, turns, connections, timing
 
 
-KIND_HELP = ("A text case checks an exact text or exit status that PROTOCOL.md fixes (a line of the screen, "
-             "a status). A behaviour case (the default) checks what the program does: the frames it sends, "
-             "its turns, its connections, its timing.")
+KIND_HELP = ("A text case checks one exact text or exit status that PROTOCOL.md fixes (a prompt, a closing "
+             "line, a refusal's reason, an error line, a status). A behaviour case (the default) learns what a "
+             "program shows and checks what it does: what goes on the wire, its turns, that it waits for its "
+             "user, that it ends.")

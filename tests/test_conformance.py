@@ -282,8 +282,8 @@ def test_a_case_kind_is_listed_in_the_json_and_marked_in_the_report(tmp_path: Pa
 
 def test_help_says_what_text_and_behaviour_cases_are() -> None:
     epilog = " ".join(conformance("--help").stdout.split())
-    assert "A text case checks an exact text or exit status that PROTOCOL.md fixes" in epilog
-    assert "A behaviour case (the default) checks what the program does" in epilog
+    assert "A text case checks one exact text or exit status that PROTOCOL.md fixes" in epilog
+    assert "A behaviour case (the default) learns what a program shows and checks what it does" in epilog
 
 
 def test_run_options_read_back_what_they_write() -> None:
