@@ -1,8 +1,8 @@
 """Pair mode: someone else's server and client, driven at their terminals only.
 
 A pair implements the assignment, not PROTOCOL.md: its wire format, its prompts and its server's
-handle are its own. So the suite never parses their bytes and never guesses their prompt text.
-It knows three things:
+handle are its own. So the suite never parses their bytes and never assumes their prompt text.
+It knows, or learns:
 
 - when a program waits for its user: its output has gone quiet and its whole process tree is
   blocked, read from /proc, with a thread reading its terminal (a read of it, or a poll, select
@@ -10,8 +10,16 @@ It knows three things:
   at once, the suite waits until *everything* is at rest (both programs and the relay between
   them), so that a program still waiting for its peer's answer is not taken for one at its prompt;
 - what its prompt is: the last, unterminated line of its screen when it waits;
+- how the pair shows a handle (its form): from the client's prompt once it was given the handle
+  `Chris` (`Chris> `, `Chris: `, `[Chris] `, `> ` with no handle at all); the server's handle from
+  the server's prompt in that form; and where a pair shows messages otherwise than its prompts,
+  the text before the first message shown from each side;
+- how the pair starts: a server that asks its operator for a handle (before it listens, after,
+  or once a client connects) is given SERVER_HANDLE; a client that sends a first message by
+  itself (the server shows a line and waits for its operator) is noted, and the server speaks first;
 - what went over the wire, in bytes and segments only: their client talks to a loopback relay
-  that forwards to their server and re-segments the stream (one byte at a time, or coalesced).
+  that forwards to their server and re-segments the stream (one byte at a time, or coalesced);
+  a failure behind it says which read broke (conformance/cuts.py).
 """
 
 
@@ -19,34 +27,43 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import selectors
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from conformance.checks import CaseFailure, ProgramDied
+from conformance.cuts import Stream, Typed, handle_read, message_read
 from conformance.plugin import Options
 from conformance.procstate import TreeState, descendants, tree_state
 from conformance.programs import Program, free_port, listening, substitute
 from conformance.relay import C2S, S2C, Relay
-from conformance.screen import handle_from_prompt, short, visible
+from conformance.screen import Form, handle_from_prompt, handle_piece, short, visible
 
-__all__ = ["C2S", "S2C", "SERVER_HANDLE", "PairRun", "Relay", "Side", "handle_from_prompt", "short", "vanish"]
+__all__ = ["C2S", "S2C", "SERVER_HANDLE", "Form", "PairRun", "Relay", "Side", "handle_from_prompt", "short",
+           "vanish"]
 
 SERVER_HANDLE = "Server"  # typed when a server asks its operator for a handle (not HostA: nothing may assume it)
 QUIET = 0.1  # seconds without output before /proc is asked; the blocked state is the real evidence
+ASKS = re.compile(r"handle|name|nick|alias", re.IGNORECASE)  # a question for the operator's handle
+HOW = {"bytewise": "one byte at a time", "coalesce": "with segments joined", "pass": "as it came"}
 
 
 class Side:
     """One program of the pair in its pseudo-terminal, with what the suite learnt about it."""
 
-    def __init__(self, role: str, program: Program, handle: str | None = None) -> None:
+    def __init__(self, role: str, program: Program, handle: str | None = None, relay: Relay | None = None) -> None:
         self.role = role
         self.program = program
         self.handle = handle
+        self.relay = relay  # a client's way to the server
         self.activity = time.monotonic()  # last output, or last typing (it must react to that first)
         self.exited = False
+        self.server_mark = 0  # a client: where the server's screen stood when it started
+        self.auto_message: str | None = None  # a client: what the server showed when it spoke by itself
+        self.typed: list[Typed] = []  # a client: the messages typed in its conversation, both ways
 
     def pump(self) -> bool:
         """Read what it has shown so far (into its transcript); True if there was anything."""
@@ -80,6 +97,13 @@ class Side:
         """The unterminated last line of the screen: its prompt, when it waits for its user."""
         return visible(self.program.transcript.rsplit("\n", 1)[-1])
 
+    @property
+    def last_text(self) -> str:
+        """Its prompt, or else the last line it showed: what it asks when it waits."""
+        if self.last_line.strip():
+            return self.last_line
+        return next((line for line in reversed(self.lines_since(0)) if line.strip()), "")
+
 
 # --- a pair run -------------------------------------------------------------------------------
 
@@ -111,9 +135,12 @@ class PairRun:
         self.clients: list[Side] = []
         self.relays: list[Relay] = []
         self.port = 0
-        self.server_question: str | None = None  # what the server asked before it listened
+        self.server_question: str | None = None  # what the server asked for its handle, if it asked
+        self.server_asked = ""  # when: "before it listened", "after it listened"
         self.client_question: str | None = None  # the client's handle prompt
-        self.server_handle: str | None = None  # learnt from the server's prompt
+        self.form: Form | None = None  # how the pair shows a handle, from the first client's prompt
+        self.server_prompt: str | None = None  # the server's prompt, last time it was its turn
+        self.prefixes: dict[str, str] = {}  # role -> the text shown before its messages, once seen
 
     # -- starting
 
@@ -135,11 +162,8 @@ class PairRun:
                                          f"port {self.port}", [f"a socket listening on port {self.port}"],
                                   "(see the screen below)")
             if rest.ok and rest.kind("server") == "user" and self.server_question is None:
-                # It waits for its operator before listening: that is the handle question (asked on
-                # the prompt's line, or on a line of its own just before).
-                self.server_question = self.server.last_line or next(
-                    (line for line in reversed(self.server.lines_since(0)) if line.strip()), "")
-                self.server.type(SERVER_HANDLE)
+                # It waits for its operator before listening: that is the handle question.
+                self.answer_server("before it listened")
                 continue
             raise CaseFailure("A-7", f"the server did not listen on port {self.port} within {self.opts.step:g} s"
                               + (f" after it was given the handle {SERVER_HANDLE!r}"
@@ -148,6 +172,27 @@ class PairRun:
                               f"none; the server {rest.states.get('server', TreeState('?', '?')).detail}")
         return self.server
 
+    def answer_server(self, when: str) -> None:
+        """The server asks its operator for a handle: it gets SERVER_HANDLE."""
+        assert self.server is not None
+        self.server_question, self.server_asked = self.server.last_text, when
+        self.server.type(SERVER_HANDLE)
+
+    def server_asks(self, rest: Rest, client: Side) -> bool:
+        """Whether the server, never given a handle, waits for its operator to give one now: its
+        question says so; or, while the client waits for it and it has shown nothing of the client,
+        it waits on its terminal alone (no socket: not a conversation loop that watches both)."""
+        assert self.server is not None and client.handle is not None
+        if self.server_question is not None or rest.kind("server") != "user":
+            return False
+        if ASKS.search(self.server.last_text):
+            return True
+        shown = self.server.lines_since(client.server_mark)
+        if rest.kind(client.role) == "user" or any(client.handle in line or handle_piece(line, client.handle)
+                                                   for line in shown):
+            return False
+        return "socket" not in rest.states["server"].detail
+
     def relay(self, mode: str = "pass", gated: bool = False) -> Relay:
         relay = Relay(self.opts.host, self.port, mode, gated)
         self.relays.append(relay)
@@ -155,27 +200,67 @@ class PairRun:
 
     def start_client(self, relay: Relay, handle: str = "Chris", reach_prompt: bool = True) -> Side:
         """Their client on the relay's port; its handle prompt answered with `handle`; then (with
-        reach_prompt) everything at rest, the client waiting for its user's first message."""
+        reach_prompt) everything at rest at the first turn (see first_turn)."""
+        assert self.server is not None
         argv = substitute(self.opts.client_command, host=self.opts.host, port=relay.port,
                           handshake_timeout=self.opts.handshake_timeout)
         role = ("client", "second client", "third client")[min(len(self.clients), 2)]
         program = Program(role, argv, self.opts.step)
         self.watch(program)
-        client = Side(role, program, handle)
+        client = Side(role, program, handle, relay)
+        client.server_mark = self.server.mark()
         self.clients.append(client)
-        rest = self.rest()
-        if rest.kind(role) == "exited":
-            raise ProgramDied("A-1", f"the {role} {program.exit_description()} before asking for a handle",
-                              ["a question, then the client waits for its user"], "(see the screen below)")
-        if not rest.ok or rest.kind(role) != "user":
-            raise CaseFailure("A-1", f"the {role} did not wait for its user to type a handle",
-                              ["a question, then the client waits for its user"],
-                              (rest.why or rest.states[role].detail) + self.relay_problems())
-        self.client_question = client.last_line
+        while True:
+            rest = self.started(client, "A-1", "before asking for a handle")
+            if rest.kind(role) == "user":
+                break
+            if not self.server_asks(rest, client):
+                raise CaseFailure("A-1", f"the {role} did not wait for its user to type a handle",
+                                  ["a question, then the client waits for its user"],
+                                  rest.states[role].detail + self.relay_problems())
+            self.answer_server("after it listened")
+        self.client_question = client.last_text
         client.type(handle)
         if reach_prompt:
-            self.expect_turn(client, "A-2", f"the client waits for its first message after the handle {handle!r}")
+            self.first_turn(client)
         return client
+
+    def first_turn(self, client: Side) -> None:
+        """After the client's handle, everything at rest at the first turn: normally the client's
+        (it waits for its user); or, if it sent a first message by itself, the server's (the server
+        showed a line and waits for its operator): auto_message. A server that asks for its handle
+        meanwhile is given one. The pair's form is learnt from the client's prompt."""
+        assert self.server is not None and client.handle is not None
+        while True:
+            rest = self.started(client, "A-2", f"after the handle {client.handle!r}")
+            if self.server_asks(rest, client):
+                self.answer_server("after it listened")
+                continue
+            if rest.kind(client.role) == "user":
+                self.learn_form(client)
+                return
+            shown = [line for line in self.server.lines_since(client.server_mark) if line.strip()]
+            if rest.kind("server") == "user" and shown:
+                client.auto_message, self.server_prompt = shown[-1], self.server.last_line
+                return
+            raise CaseFailure("A-2", f"the {client.role} waits for its first message after the handle "
+                                     f"{client.handle!r}",
+                              ["the client waits for its user (or, having sent a first message by itself, "
+                               "the server shows it and waits for its operator)"],
+                              f"it waits for something else: {rest.states[client.role].detail}, showing "
+                              f"{short(client.last_line)}" + self.relay_problems())
+
+    def started(self, client: Side, reqs: str, when: str) -> Rest:
+        """Everything at rest while the client starts, neither program gone; else CaseFailure."""
+        rest = self.rest()
+        for side in (client, self.server):
+            if side is not None and rest.kind(side.role) == "exited":
+                raise ProgramDied(reqs, f"the {side.role} {side.program.exit_description()} {when}",
+                                  [f"the {client.role} starts"], "(see the screen below)" + self.relay_problems())
+        if not rest.ok:
+            raise CaseFailure(reqs, f"the {client.role} comes to rest {when}", ["both programs wait"],
+                              rest.why + self.relay_problems())
+        return rest
 
     # -- at rest
 
@@ -228,25 +313,47 @@ class PairRun:
             raise CaseFailure(reqs, what, [f"the {side.role} waits for its user (reads its terminal)"],
                               f"it waits for something else: {rest.states[side.role].detail}, showing "
                               f"{short(side.last_line)}" + self.relay_problems())
+        if side is self.server:
+            self.server_prompt = side.last_line
+        else:
+            self.learn_form(side)
         return rest
 
+    def learn_form(self, client: Side) -> None:
+        """The pair's form, from the first client's prompt the first time it waits for its user."""
+        if self.form is None and client is self.clients[0] and client.handle:
+            self.form = Form.learn(client.last_line, client.handle)
+
+    @property
+    def auto_message(self) -> str | None:
+        """What the server showed when the first client sent a first message by itself, if it did."""
+        return self.clients[0].auto_message if self.clients else None
+
     # -- talking
+
+    def say(self, side: Side, client: Side, text: str) -> Typed:
+        """Type `text` at `side` (the server, or `client`) in the conversation with `client`,
+        noting where its bytes begin on the way to the other (for cuts.py)."""
+        assert self.server is not None and client.relay is not None
+        direction, receiver = (S2C, client) if side is self.server else (C2S, self.server)
+        typed = Typed(direction, text, client.relay.record(direction)[2], receiver.mark())
+        client.typed.append(typed)
+        side.type(text)
+        return typed
 
     def client_says(self, client: Side, text: str) -> list[str]:
         """Type `text` at the client; once all is at rest, the lines the server showed meanwhile."""
         assert self.server is not None
-        mark = self.server.mark()
-        client.type(text)
+        typed = self.say(client, client, text)
         self.settle(f"the client's message {short(text)}")
-        return self.server.lines_since(mark)
+        return self.server.lines_since(typed.mark)
 
     def server_says(self, client: Side, text: str) -> list[str]:
         """Type `text` at the server; once all is at rest, the lines the client showed meanwhile."""
         assert self.server is not None
-        mark = client.mark()
-        self.server.type(text)
+        typed = self.say(self.server, client, text)
         self.settle(f"the server's message {short(text)}")
-        return client.lines_since(mark)
+        return client.lines_since(typed.mark)
 
     def settle(self, after: str, reqs: str = "A-2") -> Rest:
         rest = self.rest()
@@ -255,21 +362,90 @@ class PairRun:
                               rest.why)
         return rest
 
-    def learn_server_handle(self, reqs: str = "A-2") -> str:
-        """The server's handle, from the prompt it shows while it waits for its operator."""
-        assert self.server is not None
-        prompt = self.server.last_line
-        handle = handle_from_prompt(prompt)
-        if handle is None:
-            raise CaseFailure(reqs, "the server's prompt while it waits for its operator",
-                              ["'HANDLE> ' (its handle, then '> ')"], short(prompt))
-        self.server_handle = handle
-        return handle
+    # -- what the screens show
+
+    @property
+    def server_handle(self) -> str | None:
+        """The server's handle: its prompt read in the pair's form, else the one it was given."""
+        learnt = self.form.handle_in(self.server_prompt) if self.form and self.server_prompt else None
+        return learnt or (SERVER_HANDLE if self.server_question is not None else None)
+
+    def prefix(self, sender: Side) -> str | None:
+        """What the pair shows before a message from `sender`: seen before, or its handle in the form."""
+        handle = self.server_handle if sender is self.server else sender.handle
+        if sender.role in self.prefixes:
+            return self.prefixes[sender.role]
+        return self.form.show(handle) if self.form and self.form.handled and handle else None
+
+    def expect_message(self, lines: list[str], sender: Side, text: str, reqs: str, what: str,
+                       left: str | None = None) -> str:
+        """`text` from `sender` among the receiver's new `lines` exactly once, as one whole line,
+        after the sender's handle in the pair's form; the line. The first message from each side
+        may show another prefix (learnt then: a pair may show messages otherwise than its prompts),
+        with the sender's handle in it if the pair's prompts show handles. With `left` (the
+        receiver's own prompt), also after that prompt: a program that read a line typed ahead
+        leaves its prompt alone on the line, since the terminal echoed the line earlier."""
+        receiver = "server" if sender is not self.server else "client"
+        prefix = self.prefix(sender)
+
+        def hits(start: str) -> list[str]:
+            return [line for line in lines if line == start + text or (left and line == left + start + text)]
+
+        if sender.role not in self.prefixes and (prefix is None or not hits(prefix)):
+            prefix = self.learn_prefix(lines, sender, text, left) or prefix
+        found = hits(prefix) if prefix is not None else []
+        if len(found) == 1:
+            self.prefixes[sender.role] = prefix or ""
+            return found[0]
+        if found:
+            got = f"shown {len(found)} times"
+        elif not lines:
+            got = "no new line at all"
+        else:
+            got = f"{len(lines)} new line(s): " + ", ".join(short(line, 70) for line in lines[-6:])
+        expected = short(prefix + text) if prefix is not None else f"{short(text)} after the {sender.role}'s handle"
+        raise CaseFailure(reqs, f"the {receiver} shows {what} once, as one line", [expected], got)
+
+    def learn_prefix(self, lines: list[str], sender: Side, text: str, left: str | None) -> str | None:
+        """The one text shown before `text` at the end of a line (its prompt left aside), if one."""
+        handle = self.server_handle if sender is self.server else sender.handle
+        starts = {line[: -len(text)].removeprefix(left or "\0") for line in lines if line.endswith(text)}
+        starts = {s for s in starts if len(s) <= 60 and not (self.form and self.form.handled and handle
+                                                            and handle not in s)}
+        return starts.pop() if len(starts) == 1 else None
 
     def relay_problems(self) -> str:
         """What went wrong in the relays (cannot reach the server), for a failure message."""
         errors = [error for relay in self.relays for error in relay.errors]
         return f" ({'; '.join(errors)})" if errors else ""
+
+    @contextlib.contextmanager
+    def explaining(self) -> Iterator[None]:
+        """A failure in the conversation through the latest client's relay says first which read
+        broke, and the cut that broke it (see conformance/cuts.py)."""
+        try:
+            yield
+        except CaseFailure as exc:
+            why = self.which_read(self.clients[-1]) if self.clients and self.server else None
+            if why is None:
+                raise
+            raise type(exc)(" ".join(exc.reqs), f"{why[0].upper()}{why[1:]}. Then: {exc.what}", exc.expected,
+                            exc.got) from None
+
+    def which_read(self, client: Side) -> str | None:
+        assert self.server is not None and client.relay is not None
+        streams = []
+        for direction, sender, receiver, start in ((C2S, client, self.server, client.server_mark),
+                                                   (S2C, self.server, client, 0)):
+            data, ends, _ = client.relay.record(direction)
+            typed = [t for t in client.typed if t.direction == direction]
+            handle = client.handle if sender is client else self.server_handle
+            streams.append(Stream(sender.role, receiver.role, handle, HOW[client.relay.mode], data, ends, typed,
+                                  receiver.lines_since(start), receiver.lines_since(typed[-1].mark) if typed else []))
+        if found := next(filter(None, map(handle_read, streams)), None):
+            return found
+        last = client.typed[-1] if client.typed else None
+        return next((message_read(s) for s in streams if last is not None and s.typed and s.typed[-1] is last), None)
 
     # -- the end
 

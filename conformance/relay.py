@@ -16,6 +16,7 @@ C2S, S2C = "client->server", "server->client"
 BYTE_GAP = 0.001  # bytewise relay: long enough for the receiver to read each byte on its own
 HOLD = 0.08  # coalescing relay: bytes that arrive within this time after the first go as one segment
 PROBE_DELAYS = (0.02, 0.2)  # after writing to a peer that has closed, when to look for its reset
+RECORDED = 4096  # the first bytes of each flow are kept with their segment boundaries, for failure messages
 
 
 def unread(sock: socket.socket) -> int:
@@ -43,6 +44,15 @@ class Flow:
         self.shut = False  # and we passed that on to dst
         self.received = 0  # bytes read from src
         self.segments = 0  # writes to dst
+        self.delivered = bytearray()  # the first RECORDED bytes written to dst ...
+        self.ends: list[int] = []  # ... and where each write that carried them ended
+
+    def wrote(self, data: bytes) -> None:
+        """`data` went to dst in one write (one segment, with TCP_NODELAY)."""
+        self.segments += 1
+        if len(self.delivered) < RECORDED:
+            self.delivered += data[: RECORDED - len(self.delivered)]
+            self.ends.append(len(self.delivered))
 
     def take(self, data: bytes, now: float) -> None:
         self.received += len(data)
@@ -153,6 +163,18 @@ class Relay:
         """Bytes that have come in from that direction's sender, over every connection."""
         with self.cond:
             return sum((link.c2s if direction == C2S else link.s2c).received for link in self.links)
+
+    def flow(self, direction: str) -> Flow | None:
+        """That direction of the latest connection (its counts and what it delivered)."""
+        link = self.latest
+        return None if link is None else link.c2s if direction == C2S else link.s2c
+
+    def record(self, direction: str) -> tuple[bytes, list[int], int]:
+        """What the latest connection delivered that way (the first RECORDED bytes), where each
+        segment ended, and how many bytes have come in from the sender in all."""
+        with self.cond:
+            flow = self.flow(direction)
+            return (bytes(flow.delivered), list(flow.ends), flow.received) if flow else (b"", [], 0)
 
     def held(self, direction: str) -> int:
         with self.cond:
@@ -294,8 +316,8 @@ class Relay:
                     self._abort(link, flow.dst)
                     return
                 if sent:
+                    flow.wrote(bytes(flow.out[:sent]))
                     del flow.out[:sent]
-                    flow.segments += 1
                     self.activity = now
                     back = link.s2c if flow is link.c2s else link.c2s
                     if back.eof:  # its peer has ended: a reset may be on its way

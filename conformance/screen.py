@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 
@@ -24,6 +25,47 @@ def visible(line: str) -> str:
                 cells.append(ch)
             pos += 1
     return "".join(cells)
+
+
+@dataclass(frozen=True)
+class Form:
+    """How a pair shows a handle: `before` + handle + `after`, learnt from the client's prompt once
+    it was given a handle (`Chris> ` is ('', '> '), `[Chris] ` is ('[', '] '), `Chris:` is ('', ':')).
+    A prompt without the handle (`> `) gives a form without one: `before` is the whole prompt."""
+
+    before: str
+    after: str
+    handled: bool = True
+
+    @classmethod
+    def learn(cls, prompt: str, handle: str) -> Form:
+        at = prompt.rfind(handle)
+        return cls(prompt[:at], prompt[at + len(handle):]) if at >= 0 else cls(prompt, "", False)
+
+    def show(self, handle: str) -> str:
+        return self.before + handle + self.after if self.handled else self.before
+
+    def handle_in(self, prompt: str) -> str | None:
+        """The handle that a prompt in this form shows (`Server> ` -> `Server`); None if it does
+        not fit the form (trailing spaces aside)."""
+        text, after = prompt.rstrip(), self.after.rstrip()
+        if not self.handled or not (text.startswith(self.before) and text.endswith(after)):
+            return None
+        return text[len(self.before): len(text) - len(after)].strip() or None
+
+    def __str__(self) -> str:
+        return repr(self.show("HANDLE"))
+
+
+def handle_piece(line: str, handle: str) -> str | None:
+    """A proper start of `handle` that `line` shows as a word of its own (`C` in `C> hris`, for
+    `Chris`): the handle was read in pieces, or cut. None if the line shows no such piece."""
+    for n in range(len(handle) - 1, 0, -1):
+        for match in re.finditer(re.escape(handle[:n]), line):
+            left, right = line[match.start() - 1: match.start()], line[match.end(): match.end() + 1]
+            if not left.isalnum() and not right.isalnum() and right != handle[n]:
+                return handle[:n]
+    return None
 
 
 def handle_from_prompt(prompt: str) -> str | None:

@@ -1,9 +1,12 @@
 """The conformance suite's pair mode, run as a user runs it and judged from its JSON report.
 
 A correct pair (ours, and tests/pairs' plain-text pair with its own wire format, prompts and
-server handle) passes every case; each broken pair of tests/pairs FAILs exactly the cases its
-defect touches, for the reason it should, and passes the rest. The runs are mostly idle time
-(the suite waits for programs to come to rest), so the selected ones run a few at a time.
+server handle) passes every case, and so does the plain pair in each start-up shape students
+use (a server that asks for its handle after it listens); a pair whose only fault is its form
+(`Chris>`, `Chris: `) FAILs P-PREFIX-1 alone, and a client that speaks first by itself P-TURN-1
+alone. Each broken pair of tests/pairs FAILs exactly the cases its defect touches, for the
+reason it should, and passes the rest. The runs are mostly idle time (the suite waits for
+programs to come to rest), so the selected ones run a few at a time.
 """
 
 from __future__ import annotations
@@ -35,30 +38,63 @@ WORKERS = 4
 class Pair:
     server: str
     client: str
-    fails: dict[str, str] = field(default_factory=dict)  # case ID -> text its FAIL details must hold
+    fails: dict[str, tuple[str, ...]] = field(default_factory=dict)  # case ID -> texts its FAIL details hold
     options: tuple[str, ...] = ()
+    notes: dict[str, str] = field(default_factory=dict)  # case ID -> text its details hold, whatever the verdict
 
 
 BROKEN = ("--timeout", "3")  # a broken pair's failures wait out a step; 3 s is plenty on loopback
 PAIRS = {
     "reference": Pair("python3 chatserve.py {port}", "./chatclient {host} {port}"),
     "reference-ipv6": Pair("python3 chatserve.py {port}", "./chatclient {host} {port}", options=("--host", "::1")),
-    "plain": Pair(PLAIN_SERVER, PLAIN_CLIENT),
+    "plain": Pair(PLAIN_SERVER, PLAIN_CLIENT, notes={"P-INFER-1": "it asked 'Server operator, your handle? ' "
+                                                                   "before it listened"}),
+    # Start-up shapes and forms of real submissions that are not defects (but the last two break A-4, A-2).
+    "server-asks-after-listening": Pair(PLAIN_SERVER + " --shape ask-after-listen", PLAIN_CLIENT,
+                                        notes={"P-INFER-1": "your handle? ' after it listened"}),
+    "client-speaks-first": Pair(PLAIN_SERVER, PLAIN_CLIENT + " --shape auto-first", {
+        "P-TURN-1": ("the client sent a first message by itself: the server showed 'Chris> Hi, I am Chris'",),
+    }, notes={"P-INFER-1": "the client sent a first message by itself"}),
+    "form-no-space": Pair(PLAIN_SERVER + " --shape no-space", PLAIN_CLIENT + " --shape no-space", {
+        "P-PREFIX-1": ("expected: 'Chris> '", "got: 'Chris>' (this pair shows a handle as 'HANDLE>'"),
+    }, notes={"P-INFER-1": "handles shown as 'HANDLE>'"}),
+    "form-colon": Pair(PLAIN_SERVER + " --shape colon", PLAIN_CLIENT + " --shape colon", {
+        "P-PREFIX-1": ("got: 'Chris: ' (this pair shows a handle as 'HANDLE: '",),
+    }),
     # Each recv() taken as one message: split by the bytewise relay, merged by the coalescing one.
     "client-recv-per-message": Pair(PLAIN_SERVER, PLAIN_CLIENT + " --defect recv-per-message", {
-        "P-LONG-1": "the client shows the server's message", "P-FRAME-1": "the client shows the server's first",
+        "P-LONG-1": ("The client's read of a message broke: it showed the 500-character message as 1 line(s) "
+                     "('Server> s') after the relay delivered it one byte at a time: 's' | '0' | '0'",
+                     "the client shows the server's message"),
+        "P-FRAME-1": ("The client's read of the server's handle took the next message too: the relay delivered "
+                      "the end of the server's handle and the start of 'second' in one segment: "
+                      "'Server\\nsecond\\n'", "the client shows the server's first"),
     }, BROKEN),
     "server-recv-per-message": Pair(PLAIN_SERVER + " --defect recv-per-message", PLAIN_CLIENT, {
-        "P-LONG-1": "the server shows the client's message", "P-FRAME-1": "the server shows the client's first",
+        "P-LONG-1": ("The server's read of the client's handle broke", "the server shows the client's message"),
+        "P-FRAME-1": ("The server's read of the client's handle took the next message too",
+                      "the server shows the client's first"),
     }, BROKEN),
-    "client-handle-8": Pair(PLAIN_SERVER, PLAIN_CLIENT + " --defect handle-8", {"P-HANDLE-1": "'Christop> '"},
+    # Only the handle is read with one recv(): what a relay that cuts the handshake breaks.
+    "server-handle-one-recv": Pair(PLAIN_SERVER + " --defect handle-one-recv", PLAIN_CLIENT, {
+        "P-LONG-1": ("The server's read of the client's handle broke: it showed 'C joined.', 'C> hris' (the handle "
+                     "'Chris' cut to 'C') after the relay delivered the handshake one byte at a time: "
+                     "'C' | 'h' | 'r' | 'i' | 's' | '\\n' (bytes 0 to 5, 6 segment(s))",),
+        "P-FRAME-1": ("in one segment: 'Chris\\nfirst\\n'", "the server then showed 'Chris', 'first joined.'"),
+    }, BROKEN),
+    "client-handle-8": Pair(PLAIN_SERVER, PLAIN_CLIENT + " --defect handle-8", {"P-HANDLE-1": ("'Christop> '",)},
                             BROKEN),
+    # fgets(buf, 10, stdin): 9 characters kept, the 10th read as the first message.
+    "client-handle-fgets": Pair(PLAIN_SERVER, PLAIN_CLIENT + " --defect handle-fgets", {
+        "P-HANDLE-1": ("got: 'Christoph> ' (cut to 'Christoph'); and the client sent a first message by itself: "
+                       "the server showed 'Christoph> e'",),
+    }, BROKEN),
     "server-missed-drop": Pair(PLAIN_SERVER + " --defect missed-drop", PLAIN_CLIENT, {
-        "P-DROP-1[client-turn]": "after its client was killed",
-        "P-DROP-1[server-turn]": "wrote to a client that was killed",
+        "P-DROP-1[client-turn]": ("after its client was killed",),
+        "P-DROP-1[server-turn]": ("wrote to a client that was killed",),
     }, BROKEN),
     "server-quit-as-message": Pair(PLAIN_SERVER + " --defect quit-as-message", PLAIN_CLIENT, {
-        "P-QUIT-2": "showed the \\quit as a message",
+        "P-QUIT-2": ("showed the \\quit as a message",),
     }, BROKEN),
 }
 
@@ -103,8 +139,11 @@ def test_pair(name: str, runs: dict[str, Future[Run]]) -> None:
     assert set(verdicts) == CASES, run.output
     failed = {case_id for case_id, verdict in verdicts.items() if verdict == "FAIL"}
     assert failed == set(pair.fails), run.output
-    for case_id, expected_text in pair.fails.items():
-        assert expected_text in run.details(case_id), f"{case_id} failed for another reason:\n{run.output}"
+    for case_id, texts in pair.fails.items():
+        for text in texts:
+            assert text in run.details(case_id), f"{case_id} failed for another reason:\n{run.output}"
+    for case_id, text in pair.notes.items():
+        assert text in run.details(case_id), f"{case_id} did not note {text!r}:\n{run.output}"
     for case_id, verdict in verdicts.items():
         if case_id in pair.fails:
             continue

@@ -2,9 +2,11 @@
 
 The suite types at both terminals and reads both screens; their client reaches their server
 through a relay that re-segments the stream. What a case checks is what the assignment fixes:
-the handle prompt, `handle> ` before each prompt and each message from the peer, 500-character
-messages, strict turns (client first), `\\quit` on either side, and a server that goes on to
-the next client. See conformance/pair.py for how "waits for its user" is decided.
+the handle prompt, the handle before each prompt and each message from the peer, 500-character
+messages, strict turns (client first), `\\quit` on either side, and a server that goes on to the
+next client. P-PREFIX-1 alone holds the pair to the form `handle> `; every other case judges
+whole lines in the form the pair uses (learnt from its prompts: see conformance/pair.py, which
+also says how "waits for its user" is decided and how a pair's start is recognised).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 from conformance.checks import CaseFailure
 from conformance.pair import C2S, S2C, SERVER_HANDLE, PairRun, Relay, Side, handle_from_prompt, short, vanish
 from conformance.plugin import Options
+from conformance.screen import handle_piece
 
 case = pytest.mark.case
 # 500 printable ASCII characters (the assignment's programs need not know UTF-8), no edge spaces.
@@ -31,45 +34,41 @@ def pair(opts: Options, ctx) -> Iterator[PairRun]:
 
 
 def begin(pair: PairRun, mode: str = "pass", handle: str = "Chris") -> tuple[Relay, Side, Side]:
-    """Their server, a relay, their client past its handle and waiting for its first message."""
+    """Their server, a relay, their client past its handle, at the client's turn: where the client
+    sent a first message by itself, the server's operator has answered it."""
     server = pair.start_server()
     relay = pair.relay(mode)
     client = pair.start_client(relay, handle)
+    if pair.auto_message is not None:
+        server_turn(pair, client, "welcome")
     return relay, server, client
 
 
-def expect_shown(lines: list[str], expected: str, reqs: str, who: str, what: str, left: str | None = None) -> None:
-    """`expected` as exactly one whole line among `lines` (what `who` showed after a message).
-    With `left` (the receiver's own prompt), also after that prompt: a program that read a line
-    typed ahead leaves its prompt alone on the line, since the terminal echoed the line earlier."""
-    hits = sum(1 for line in lines if line == expected or (left is not None and line == left + expected))
-    if hits == 1:
-        return
-    if hits > 1:
-        got = f"shown {hits} times"
-    elif not lines:
-        got = "no new line at all"
-    else:
-        got = f"{len(lines)} new line(s): " + ", ".join(short(line, 70) for line in lines[-6:])
-    raise CaseFailure(reqs, f"the {who} shows {what} once, as one line", [short(expected)], got)
-
-
 def client_turn(pair: PairRun, client: Side, text: str, reqs: str = "A-2", left: str | None = None) -> str:
-    """The client says `text`; the server shows `Chris> text` and waits for its operator.
-    Returns the server's handle, learnt from its prompt."""
-    lines = pair.client_says(client, text)
-    expect_shown(lines, f"{client.handle}> {text}", reqs, "server", "the client's message after its handle", left)
+    """The client says `text`; the server shows it after the client's handle and waits for its
+    operator. Returns the line it showed."""
     assert pair.server is not None
+    lines = pair.client_says(client, text)
+    line = pair.expect_message(lines, client, text, reqs, "the client's message after its handle", left)
     pair.expect_turn(pair.server, "A-2", "after the client's message the server waits for its operator")
-    return pair.learn_server_handle()
+    return line
 
 
-def server_turn(pair: PairRun, client: Side, text: str, reqs: str = "A-2") -> None:
-    """The server says `text`; the client shows `HANDLE> text` and waits for its user."""
+def server_turn(pair: PairRun, client: Side, text: str, reqs: str = "A-2") -> str:
+    """The server says `text`; the client shows it after the server's handle and waits for its user.
+    Returns the line it showed."""
+    assert pair.server is not None
     lines = pair.server_says(client, text)
-    expect_shown(lines, f"{pair.server_handle}> {text}", reqs, client.role,
-                 "the server's message after the server's handle")
+    line = pair.expect_message(lines, pair.server, text, reqs, "the server's message after the server's handle")
     pair.expect_turn(client, "A-2", f"after the server's message the {client.role} waits for its user")
+    return line
+
+
+def exactly(pair: PairRun, got: str, expected: str, what: str) -> None:
+    """P-PREFIX-1: `got` is `expected` to the character."""
+    if got != expected:
+        raise CaseFailure("A-2", what, [short(expected)], f"{short(got)} (this pair shows a handle as {pair.form}; "
+                                                           "the other cases judge it in that form)")
 
 
 def serve_next(pair: PairRun, relay: Relay, reqs: str, after: str) -> None:
@@ -80,6 +79,8 @@ def serve_next(pair: PairRun, relay: Relay, reqs: str, after: str) -> None:
                           ["the server is still running"], f"it {pair.server.program.exit_description()}")
     try:
         nxt = pair.start_client(relay, "Dana")
+        if nxt.auto_message is not None:  # it spoke by itself, and the server showed it
+            return
         lines = pair.client_says(nxt, "again")
     except CaseFailure as exc:
         raise CaseFailure(reqs, f"after {after} the next client is served; instead: {exc.what}",
@@ -87,8 +88,6 @@ def serve_next(pair: PairRun, relay: Relay, reqs: str, after: str) -> None:
     if not any(line.endswith("again") for line in lines):
         raise CaseFailure(reqs, f"after {after} the next client is served: its message shows on the server",
                           ["Dana> again"], ", ".join(short(line, 70) for line in lines) or "no new line")
-
-
 def still_running(pair: PairRun, reqs: str, after: str) -> None:
     """The server is alive and at rest (not spinning) after `after`."""
     assert pair.server is not None
@@ -101,23 +100,41 @@ def still_running(pair: PairRun, reqs: str, after: str) -> None:
                           rest.why)
 
 
+def first_exchange(pair: PairRun, server: Side, client: Side) -> None:
+    """A turn each from the client's turn on, judging only that the turns come."""
+    pair.client_says(client, "hello")
+    pair.expect_turn(server, "A-2", "after the client's message the server waits for its operator")
+    pair.server_says(client, "hi")
+    pair.expect_turn(client, "A-2", "the client's turn")
+
+
 # --- the pair starts --------------------------------------------------------------------------
 
 
 @case("P-INFER-1", reqs="A-1 A-2 A-4", title="the pair starts and takes a turn each (what the suite inferred)")
 def case_infer(pair: PairRun, ctx) -> None:
-    relay, server, client = begin(pair)
+    server = pair.start_server()
+    relay = pair.relay()
+    client = pair.start_client(relay)
+    if pair.auto_message is not None:  # the server's operator answers the client's own first message
+        pair.server_says(client, "welcome")
+        pair.expect_turn(client, "A-2 A-4", "after the server's answer to its first message the client waits "
+                                            "for its user")
     pair.client_says(client, "hello")
-    pair.expect_turn(server, "A-2", "after the client's first message the server waits for its operator")
+    pair.expect_turn(server, "A-2", "after the client's message the server waits for its operator")
     server_prompt = server.last_line
     pair.server_says(client, "hi")
     pair.expect_turn(client, "A-2", "after the server's reply the client waits for its user again")
-    handle = handle_from_prompt(server_prompt)  # not a verdict here: P-PREFIX-1 checks the prompt
-    asked = (f"it asked {short(pair.server_question)}, answered {SERVER_HANDLE!r}" if pair.server_question
-             is not None else "not asked for one")
+    handle = pair.server_handle
+    asked = (f"it asked {short(pair.server_question)} {pair.server_asked}, answered {SERVER_HANDLE!r}"
+             if pair.server_question is not None else "not asked for one")
     ctx.note((f"server handle {handle!r}" if handle else f"no server handle in the prompt {short(server_prompt)}")
-         + f" ({asked}); client asks {short(pair.client_question or '')}", in_title=True)
+             + f" ({asked}); client asks {short(pair.client_question or '')}; handles shown as {pair.form}",
+             in_title=True)
     ctx.note(f"server prompt {short(server_prompt)}; client prompt {short(client.last_line)}")
+    if pair.auto_message is not None:
+        ctx.note(f"the client sent a first message by itself (the server showed {short(pair.auto_message)}); "
+                 "the server's operator spoke first, then the sides took turns")
     if relay.errors:
         ctx.note("; ".join(relay.errors))
 
@@ -129,36 +146,44 @@ def case_infer(pair: PairRun, ctx) -> None:
       needs=("P-INFER-1",))
 def case_prefix(pair: PairRun) -> None:
     _, _, client = begin(pair)
-    if client.last_line != "Chris> ":
-        raise CaseFailure("A-2", "the client's prompt in its turn, after the handle 'Chris'", ["'Chris> '"],
-                          short(client.last_line))
-    client_turn(pair, client, "hello there")
-    server_turn(pair, client, "hi, Chris")
-    if client.last_line != "Chris> ":
-        raise CaseFailure("A-2", "the client's prompt after the server's message", ["'Chris> '"],
-                          short(client.last_line))
-    client_turn(pair, client, "and again")
+    exactly(pair, client.last_line, "Chris> ", "the client's prompt in its turn, after the handle 'Chris'")
+    line = client_turn(pair, client, "hello there")
+    prompt = pair.server_prompt or ""
+    handle = handle_from_prompt(prompt)
+    if handle is None:
+        raise CaseFailure("A-2", "the server's prompt while it waits for its operator",
+                          ["'HANDLE> ' (its handle, then '> ')"], f"{short(prompt)} (this pair shows a handle as "
+                                                                  f"{pair.form})")
+    exactly(pair, line, "Chris> hello there", "the client's message on the server's screen")
+    line = server_turn(pair, client, "hi, Chris")
+    exactly(pair, line, f"{handle}> hi, Chris", "the server's message on the client's screen")
+    exactly(pair, client.last_line, "Chris> ", "the client's prompt after the server's message")
 
 
 @case("P-HANDLE-1", reqs="A-1", title="the client asks for a handle; 10 characters are kept whole",
-      needs=("P-PREFIX-1",))
+      needs=("P-INFER-1",))
 def case_handle(pair: PairRun) -> None:
     _, _, client = begin(pair, handle="Christophe")
     if not (pair.client_question or "").strip():
         raise CaseFailure("A-1", "the client asks for a handle before it waits", ["a question on the screen"],
                           "an empty line")
-    if client.last_line != "Christophe> ":
-        raise CaseFailure("A-1 A-2", "the client's prompt after the 10-character handle 'Christophe'",
-                          ["'Christophe> '"], short(client.last_line))
+    if "Christophe" not in client.last_line:
+        piece = handle_piece(client.last_line, "Christophe")
+        raise CaseFailure("A-1", "the client's prompt after the 10-character handle 'Christophe' shows it whole",
+                          ["'Christophe' in the prompt, as in 'Christophe> '"],
+                          short(client.last_line) + (f" (cut to {piece!r})" if piece else "")
+                          + (f"; and the client sent a first message by itself: the server showed "
+                             f"{short(pair.auto_message)}" if pair.auto_message is not None else ""))
     client_turn(pair, client, "ten letters", reqs="A-1 A-2")
 
 
 @case("P-LONG-1", reqs="A-3", title="a 500-character message arrives whole each way, sent one byte at a time",
-      needs=("P-PREFIX-1",))
+      needs=("P-INFER-1",))
 def case_long(pair: PairRun, ctx) -> None:
-    relay, _, client = begin(pair, "bytewise")
-    client_turn(pair, client, LONG_FROM_CLIENT, reqs="A-3 A-2")
-    server_turn(pair, client, LONG_FROM_SERVER, reqs="A-3 A-2")
+    with pair.explaining():
+        relay, _, client = begin(pair, "bytewise")
+        client_turn(pair, client, LONG_FROM_CLIENT, reqs="A-3 A-2")
+        server_turn(pair, client, LONG_FROM_SERVER, reqs="A-3 A-2")
     link = relay.latest
     if link is not None:
         ctx.note(f"relay wrote {link.c2s.segments} segments to the server and {link.s2c.segments} to the client")
@@ -168,9 +193,17 @@ def case_long(pair: PairRun, ctx) -> None:
 
 
 @case("P-TURN-1", reqs="A-4", title="turns alternate, client first: a line typed out of turn waits or is refused",
-      needs=("P-PREFIX-1",))
+      needs=("P-INFER-1",))
 def case_turns(pair: PairRun) -> None:
-    relay, server, client = begin(pair)
+    server = pair.start_server()
+    relay = pair.relay()
+    client = pair.start_client(relay)
+    if pair.auto_message is not None:
+        raise CaseFailure("A-4", "the client speaks first: after its handle it waits for its user's first message",
+                          ["the client waits for its user; the server waits for the client"],
+                          f"the client sent a first message by itself: the server showed "
+                          f"{short(pair.auto_message)} and waits for its operator, before the client's user "
+                          "typed anything")
     # F-1: before the client's first message the server's operator cannot send.
     before, cmark = relay.received(S2C), client.mark()
     server.type("early")
@@ -183,18 +216,19 @@ def case_turns(pair: PairRun) -> None:
                           + (f"; it showed {short(leaked[0])}" if leaked else ""))
     cmark = client.mark()
     lines = pair.client_says(client, "one")
-    expect_shown(lines, "Chris> one", "A-2", "server", "the client's message after its handle")
+    pair.expect_message(lines, client, "one", "A-2", "the client's message after its handle")
     # A server that kept the early line (it read its terminal only in its turn) sends it now;
     # its prompt is then left alone on its line, and the next message follows it there.
-    kept = [line for line in client.lines_since(cmark) if line.endswith("> early")]
+    kept = [line for line in client.lines_since(cmark) if line.endswith("early")]
+    left = None
     if kept:
-        pair.server_handle = kept[0].removesuffix("> early")
+        pair.expect_message(kept, server, "early", "A-2", "the server's line, sent in its turn")
+        left = pair.server_prompt = server.last_line
     else:
         pair.expect_turn(server, "A-4", "after the client's message the server waits for its operator")
-        pair.learn_server_handle()
         server_turn(pair, client, "r1")
     pair.expect_turn(client, "A-4", "the client's turn again")
-    client_turn(pair, client, "two", left=f"{pair.server_handle}> " if kept else None)
+    client_turn(pair, client, "two", left=left)
     # F-2: the client has sent; a line typed there now waits for the server's reply (or is refused).
     before, smark = relay.received(C2S), server.mark()
     client.type("extra")
@@ -206,55 +240,55 @@ def case_turns(pair: PairRun) -> None:
                           f"{relay.received(C2S) - before} byte(s) went to the server"
                           + (f"; it showed {short(leaked[0])}" if leaked else ""))
     lines = pair.server_says(client, "r2")
-    expect_shown(lines, f"{pair.server_handle}> r2", "A-2", "client", "the server's reply after its handle")
+    pair.expect_message(lines, server, "r2", "A-2", "the server's reply after its handle")
 
 
 # --- framing --------------------------------------------------------------------------------
 
 
 @case("P-FRAME-1", reqs="A-3", title="messages stay whole when segments are coalesced (a handshake and a message "
-      "in one segment)", needs=("P-PREFIX-1",))
+      "in one segment)", needs=("P-INFER-1",))
 def case_coalesced(pair: PairRun, ctx) -> None:
     server = pair.start_server()
     relay = pair.relay("coalesce", gated=True)  # each direction held from the start, until released
     client = pair.start_client(relay, reach_prompt=False)
-    rest = pair.rest()
     merged = []
-    if not (rest.ok and rest.kind(client.role) == "user" and client.last_line == "Chris> "):
-        relay.release(C2S)  # it waits for the server's answer to what it sent: let everything go
-        relay.release(S2C)
-        pair.expect_turn(client, "A-2", "the client waits for its first message")
-    if held := relay.held(C2S):
-        # It sent bytes (a handshake) and then waited for its user without needing an answer:
-        # those bytes and its first message reach the server in one segment.
-        mark = server.mark()
-        relay.release(C2S, after_more=pair.opts.step / 2)
-        client.type("first")
-        pair.settle("the client's first message, coalesced with its earlier bytes", "A-3")
-        lines = server.lines_since(mark)
-        merged.append(f"the client's first {held} byte(s) and its first message")
-    else:
-        relay.release(C2S)
-        lines = pair.client_says(client, "first")
-    expect_shown(lines, "Chris> first", "A-3 A-2", "server", "the client's first message")
-    pair.expect_turn(server, "A-2", "after the client's message the server waits for its operator")
-    handle = pair.learn_server_handle()
-    if held := relay.held(S2C):
-        # The server's earlier bytes are still held: they go with its first message.
-        mark = client.mark()
-        relay.release(S2C, after_more=pair.opts.step / 2)
-        server.type("second")
-        pair.settle("the server's first message, coalesced with its earlier bytes", "A-3")
-        lines = client.lines_since(mark)
-        merged.append(f"the server's first {held} byte(s) and its first message")
-    else:
-        relay.release(S2C)
-        lines = pair.server_says(client, "second")
-    expect_shown(lines, f"{handle}> second", "A-3 A-2", "client", "the server's first message")
-    pair.expect_turn(client, "A-2", "after the server's message the client waits for its user")
-    for n in (3, 5):
-        client_turn(pair, client, f"message {n}", reqs="A-3 A-2")
-        server_turn(pair, client, f"message {n + 1}", reqs="A-3 A-2")
+    with pair.explaining():
+        rest = pair.rest()
+        if not (rest.ok and rest.kind(client.role) == "user" and client.last_line.strip()):
+            relay.release(C2S)  # it waits for the server's answer to what it sent: let everything go
+            relay.release(S2C)
+        pair.first_turn(client)
+        if pair.auto_message is not None:
+            server_turn(pair, client, "zero", reqs="A-3 A-2")
+        if held := relay.held(C2S):
+            # It sent bytes (a handshake) and then waited for its user without needing an answer:
+            # those bytes and its first message reach the server in one segment.
+            relay.release(C2S, after_more=pair.opts.step / 2)
+            typed = pair.say(client, client, "first")
+            pair.settle("the client's first message, coalesced with its earlier bytes", "A-3")
+            lines = server.lines_since(typed.mark)
+            merged.append(f"the client's first {held} byte(s) and its first message")
+        else:
+            relay.release(C2S)
+            lines = pair.client_says(client, "first")
+        pair.expect_message(lines, client, "first", "A-3 A-2", "the client's first message")
+        pair.expect_turn(server, "A-2", "after the client's message the server waits for its operator")
+        if held := relay.held(S2C):
+            # The server's earlier bytes are still held: they go with its first message.
+            relay.release(S2C, after_more=pair.opts.step / 2)
+            typed = pair.say(server, client, "second")
+            pair.settle("the server's first message, coalesced with its earlier bytes", "A-3")
+            lines = client.lines_since(typed.mark)
+            merged.append(f"the server's first {held} byte(s) and its first message")
+        else:
+            relay.release(S2C)
+            lines = pair.server_says(client, "second")
+        pair.expect_message(lines, server, "second", "A-3 A-2", "the server's first message")
+        pair.expect_turn(client, "A-2", "after the server's message the client waits for its user")
+        for n in (3, 5):
+            client_turn(pair, client, f"message {n}", reqs="A-3 A-2")
+            server_turn(pair, client, f"message {n + 1}", reqs="A-3 A-2")
     ctx.note("coalesced: " + ("; ".join(merged) if merged else "nothing before the first messages (each side "
                                                                     "waits for the other's bytes first)"))
 
@@ -266,10 +300,7 @@ def case_coalesced(pair: PairRun, ctx) -> None:
       needs=("P-INFER-1",))
 def case_client_quit(pair: PairRun) -> None:
     relay, server, client = begin(pair)
-    pair.client_says(client, "hello")
-    pair.expect_turn(server, "A-2", "after the client's message the server waits for its operator")
-    pair.server_says(client, "hi")
-    pair.expect_turn(client, "A-2", "the client's turn")
+    first_exchange(pair, server, client)
     client.type("\\quit")
     rest = pair.rest()
     if rest.kind(client.role) != "exited":

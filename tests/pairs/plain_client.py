@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """The chat client for plain_server.py: plain text lines on the wire, a prompt of its own words.
 
-On connect it sends its handle as a line and, without waiting, asks for the first message;
-the server's handle line is read with its first reply. Each message is a line `handle> text`;
-`\\quit` alone on a line ends the conversation.
+On connect it sends its handle as a line and, without waiting, asks for the first message
+(with --shape auto-first it sends a first message of its own instead, and waits for the
+server's reply); the server's handle line is read with its first reply. Each message is a line
+of text, shown as `handle> text` (--shape no-space: `handle>text`, colon: `handle: text`), the
+prompt the same way; an empty line ends the conversation (the user types `\\quit`).
 
-usage: plain_client.py HOST PORT [--defect recv-per-message|handle-8]
-(see README.md for what each defect breaks)
+usage: plain_client.py HOST PORT [--shape auto-first|no-space|colon]
+                                 [--defect recv-per-message|handle-8|handle-fgets]
+(see README.md for what each shape and defect does)
 """
 
 from __future__ import annotations
@@ -15,61 +18,85 @@ import argparse
 import socket
 import sys
 
-from plainlines import Lines
+from plainlines import Lines, form
 
-DEFECTS = ("recv-per-message", "handle-8")
+SHAPES = ("auto-first", "no-space", "colon")
+DEFECTS = ("recv-per-message", "handle-8", "handle-fgets")
 
 
-def ask_handle() -> str:
+def ask_handle(defect: str | None) -> tuple[str, str | None]:
+    """The handle, and (with the defect handle-fgets) what is left of the line for the next read."""
     while True:
-        handle = input("Pick a handle (up to 10 characters): ")
+        handle, left = input("Pick a handle (up to 10 characters): "), None
+        if defect == "handle-fgets" and len(handle) > 9:
+            # DEFECT: fgets(buf, 10, stdin) reads 9 characters; the rest waits for the next read
+            handle, left = handle[:9], handle[9:]
         if 0 < len(handle) <= 10 and not any(c.isspace() or c == ">" for c in handle):
-            return handle
+            return handle, left
         print("1 to 10 characters, no spaces and no '>'.")
+
+
+class Conversation:
+    def __init__(self, sock: socket.socket, shape: str | None, defect: str | None) -> None:
+        self.sock, self.shape = sock, shape
+        self.lines = Lines(sock, defect)
+        self.server_handle: str | None = None
+
+    def exchange(self, text: str) -> bool:
+        """Send `text`, then show the server's reply; False once the conversation is over."""
+        try:
+            self.sock.sendall(f"{text}\n".encode())
+            if self.server_handle is None:
+                self.server_handle = self.lines.next()
+            line = self.lines.next()
+        except OSError:
+            line = None
+        if line is None or self.server_handle is None:
+            print("Lost the connection to the server.")
+            sys.exit(1)
+        if line == "":  # the end of the conversation
+            print(f"{self.server_handle} left the conversation.")
+            return False
+        print(form(self.server_handle, self.shape) + line)
+        return True
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("host")
     parser.add_argument("port", type=int)
+    parser.add_argument("--shape", choices=SHAPES)
     parser.add_argument("--defect", choices=DEFECTS)
     args = parser.parse_args()
     try:
-        handle = ask_handle()
+        handle, typed_ahead = ask_handle(args.defect)
     except EOFError:
         return 0
     if args.defect == "handle-8":  # DEFECT: the handle is cut to 8 characters without a word
         handle = handle[:8]
     sock = socket.create_connection((args.host, args.port))
-    lines = Lines(sock, args.defect)
     sock.sendall(f"{handle}\n".encode())
-    server_handle = None
+    talk = Conversation(sock, args.shape, args.defect)
+    if args.shape == "auto-first" and not talk.exchange(f"Hi, I am {handle}"):
+        return 0
     while True:
-        try:
-            text = input(f"{handle}> ")
-        except EOFError:
-            text = "\\quit"
+        if typed_ahead is not None:  # the rest of the handle's line, read as the first message
+            print(form(handle, args.shape), end="", flush=True)
+            text, typed_ahead = typed_ahead, None
+        else:
+            try:
+                text = input(form(handle, args.shape))
+            except EOFError:
+                text = "\\quit"
         if not 0 < len(text) <= 500:
             print("A message is 1 to 500 characters.")
             continue
         if text == "\\quit":
-            sock.sendall(b"\\quit\n")
+            sock.sendall(b"\n")
             sock.close()
             return 0
-        try:
-            sock.sendall(f"{handle}> {text}\n".encode())
-            if server_handle is None:
-                server_handle = lines.next()
-            line = lines.next()
-        except OSError:
-            line = None
-        if line is None or server_handle is None:
-            print("Lost the connection to the server.")
-            return 1
-        if line == "\\quit":
-            print(f"{server_handle} left the conversation.")
+        if not talk.exchange(text):
             return 0
-        print(line)
 
 
 if __name__ == "__main__":

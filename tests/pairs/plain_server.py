@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """A chat server of the assignment with a wire format of its own: plain text lines.
 
-Like some real submissions it asks its operator for a handle before it listens, and it blocks
-in one thing at a time (the socket in the client's turn, the terminal in its own). On the
-wire: on connect it sends its handle as a line and reads the client's; then each message is
-a line `handle> text`, and `\\quit` alone on a line ends the conversation.
+Like some real submissions it asks its operator for a handle before it listens (with --shape
+ask-after-listen: after), and it blocks in one thing at a time (the socket in the client's turn,
+the terminal in its own). On the wire: on connect it sends its handle as a line and reads the
+client's; then each message is a line of text, and an empty line ends the conversation (its
+operator types `\\quit`). It shows a message as `handle> text` (--shape no-space: `handle>text`,
+colon: `handle: text`), and its prompt the same way.
 
-usage: plain_server.py PORT [--defect recv-per-message|missed-drop|quit-as-message]
-(see README.md for what each defect breaks)
+usage: plain_server.py PORT [--shape ask-after-listen|no-space|colon]
+                            [--defect recv-per-message|missed-drop|quit-as-message|handle-one-recv]
+(see README.md for what each shape and defect does)
 """
 
 from __future__ import annotations
@@ -16,15 +19,16 @@ import argparse
 import socket
 import sys
 
-from plainlines import Lines
+from plainlines import Lines, form
 
-DEFECTS = ("recv-per-message", "missed-drop", "quit-as-message")
+SHAPES = ("ask-after-listen", "no-space", "colon")
+DEFECTS = ("recv-per-message", "missed-drop", "quit-as-message", "handle-one-recv")
 
 
-def converse(conn: socket.socket, handle: str, defect: str | None) -> None:
+def converse(conn: socket.socket, handle: str, shape: str | None, defect: str | None) -> None:
     lines = Lines(conn, defect)
     conn.sendall(f"{handle}\n".encode())
-    peer = lines.next()
+    peer = lines.first()
     if peer is None:
         print("The client left before saying who it is.")
         return
@@ -34,44 +38,48 @@ def converse(conn: socket.socket, handle: str, defect: str | None) -> None:
         if line is None:
             print(f"Lost the connection to {peer}.")
             return
-        if line == "\\quit":
+        if line == "":  # the end of the conversation
             print(f"{peer} left.")
             return
-        print(line)
+        print(form(peer, shape) + line)
         while True:
-            text = input(f"{handle}> ")
+            text = input(form(handle, shape))
             if 0 < len(text) <= 500:
                 break
             print("A message is 1 to 500 characters.")
         if text == "\\quit" and defect != "quit-as-message":  # DEFECT: else it goes out as a message
-            conn.sendall(b"\\quit\n")
+            conn.sendall(b"\n")
             print("You left the conversation.")
             return
-        conn.sendall(f"{handle}> {text}\n".encode())
+        conn.sendall(f"{text}\n".encode())
+
+
+def ask_handle() -> str:
+    return input("Server operator, your handle? ").strip() or "Server"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("port", type=int)
+    parser.add_argument("--shape", choices=SHAPES)
     parser.add_argument("--defect", choices=DEFECTS)
     args = parser.parse_args()
     try:
-        handle = input("Server operator, your handle? ").strip() or "Server"
+        handle = None if args.shape == "ask-after-listen" else ask_handle()
+        with socket.create_server(("127.0.0.1", args.port)) as listener:
+            print(f"Waiting for clients on port {args.port}.")
+            handle = handle or ask_handle()
+            while True:
+                conn, _ = listener.accept()
+                with conn:
+                    try:
+                        converse(conn, handle, args.shape, args.defect)
+                    except OSError as exc:
+                        if args.defect == "missed-drop":  # DEFECT: a reset is not expected either
+                            raise
+                        print(f"Lost the connection: {exc}.")
     except EOFError:
         return 0
-    with socket.create_server(("127.0.0.1", args.port)) as listener:
-        print(f"Waiting for clients on port {args.port}.")
-        while True:
-            conn, _ = listener.accept()
-            with conn:
-                try:
-                    converse(conn, handle, args.defect)
-                except EOFError:
-                    return 0
-                except OSError as exc:
-                    if args.defect == "missed-drop":  # DEFECT: a reset is not expected either
-                        raise
-                    print(f"Lost the connection: {exc}.")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,17 @@
-"""Lines from a socket, shared by plain_server.py and plain_client.py (a test pair)."""
+"""Lines from a socket, and how a handle is shown, shared by plain_server.py and plain_client.py
+(a test pair)."""
 
 from __future__ import annotations
 
 import socket
+
+# --shape names of the forms a handle is shown in (both programs of a pair take the same one)
+FORMS = {"no-space": "{}>", "colon": "{}: "}
+
+
+def form(handle: str, shape: str | None) -> str:
+    """`handle` as this pair shows it, in prompts and before a peer's messages."""
+    return FORMS.get(shape or "", "{}> ").format(handle)
 
 
 class Lines:
@@ -25,3 +34,11 @@ class Lines:
             self.buf += data
         line, self.buf = self.buf.split(b"\n", 1)
         return line.decode(errors="replace")
+
+    def first(self) -> str | None:
+        """The peer's handle: its first line, or with the defect handle-one-recv whatever one
+        recv() brought (a single byte, when the stream is cut into bytes)."""
+        if self.defect != "handle-one-recv":
+            return self.next()
+        data = self.sock.recv(64)  # DEFECT: one recv() is taken to be the whole handle
+        return data.decode(errors="replace").rstrip("\n") if data else None
