@@ -164,6 +164,15 @@ def read_to_the_end(programs: list[Any], quiet: float, limit: float) -> None:
             return
 
 
+def seal(path: Path | None) -> None:
+    """A /dev/fd/N given to write to (a pipe of conformance/runner.py) is inherited by no process
+    this run starts: no program under test can write there."""
+    name = str(path or "")
+    if name.startswith("/dev/fd/") and name[8:].isdigit():
+        with contextlib.suppress(OSError):
+            os.set_inheritable(int(name[8:]), False)
+
+
 class ConformancePlugin:
     def __init__(self, opts: Options) -> None:
         self.opts = opts
@@ -189,6 +198,8 @@ class ConformancePlugin:
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line("markers", "case(id, reqs, title, needs=(), kind='behaviour'): a conformance case")
         config.conformance_options = self.opts  # type: ignore[attr-defined]
+        for path in (self.opts.json_path, self.opts.events_path):
+            seal(path)
         if self.opts.events_path and self.opts.mode != "list":
             # also /dev/fd/N, a pipe (conformance/runner.py); line-buffered, so that a reader follows the run
             self.events = open(self.opts.events_path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
