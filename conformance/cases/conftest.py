@@ -126,6 +126,7 @@ class ServerUnderTest:
         self.mode = mode
         self.program: Program | None = None
         self.handle = "HostA"  # the server's handle, learnt from its HELLO
+        self.prompt: str | None = None  # its operator's prompt, learnt when it first waits for its user
         self.question: str | None = None  # what it asked its user before it listened (answered 'HostA')
         self.peers: list[WirePeer] = []
         if opts.attach:
@@ -240,6 +241,7 @@ def server(server_pool: ServerPool, ctx: Context) -> Iterator[ServerUnderTest]:
     srv = server_pool.get()
     if srv.program:
         srv.program.pump()  # what an earlier case left on the screen is not this case's
+        srv.program.forget_unread()  # nor what its waits read but did not match
         srv.program.mark()
         ctx.watch(srv.program)
     yield srv
