@@ -54,7 +54,7 @@ class Form:
         return text[len(self.before): len(text) - len(after)].strip() or None
 
     def __str__(self) -> str:
-        return repr(self.show("HANDLE"))
+        return repr(self.show("HANDLE")) if self.handled else f"{self.before!r} (no handle)"
 
 
 def handle_piece(line: str, handle: str) -> str | None:

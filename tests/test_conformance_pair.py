@@ -52,14 +52,19 @@ PAIRS = {
     # Start-up shapes and forms of real submissions that are not defects (but the last two break A-4, A-2).
     "server-asks-after-listening": Pair(PLAIN_SERVER + " --shape ask-after-listen", PLAIN_CLIENT,
                                         notes={"P-INFER-1": "your handle? ' after it listened"}),
+    "server-asks-once-connected": Pair(PLAIN_SERVER + " --shape ask-after-connect", PLAIN_CLIENT,
+                                       notes={"P-INFER-1": "your handle? ' after it listened"}),
     "client-speaks-first": Pair(PLAIN_SERVER, PLAIN_CLIENT + " --shape auto-first", {
         "P-TURN-1": ("the client sent a first message by itself: the server showed 'Chris> Hi, I am Chris'",),
     }, notes={"P-INFER-1": "the client sent a first message by itself"}),
     "form-no-space": Pair(PLAIN_SERVER + " --shape no-space", PLAIN_CLIENT + " --shape no-space", {
-        "P-PREFIX-1": ("expected: 'Chris> '", "got: 'Chris>' (this pair shows a handle as 'HANDLE>'"),
-    }, notes={"P-INFER-1": "handles shown as 'HANDLE>'"}),
+        "P-PREFIX-1": ("expected: 'Chris> '", "got: 'Chris>' (this pair's prompts look like 'HANDLE>'"),
+    }, notes={"P-INFER-1": "prompts like 'HANDLE>'"}),
     "form-colon": Pair(PLAIN_SERVER + " --shape colon", PLAIN_CLIENT + " --shape colon", {
-        "P-PREFIX-1": ("got: 'Chris: ' (this pair shows a handle as 'HANDLE: '",),
+        "P-PREFIX-1": ("got: 'Chris: ' (this pair's prompts look like 'HANDLE: '",),
+    }),
+    "form-bare": Pair(PLAIN_SERVER + " --shape bare", PLAIN_CLIENT + " --shape bare", {
+        "P-PREFIX-1": ("got: '> ' (this pair's prompts look like '> ' (no handle)",),
     }),
     # Each recv() taken as one message: split by the bytewise relay, merged by the coalescing one.
     "client-recv-per-message": Pair(PLAIN_SERVER, PLAIN_CLIENT + " --defect recv-per-message", {

@@ -5,9 +5,10 @@ On connect it sends its handle as a line and, without waiting, asks for the firs
 (with --shape auto-first it sends a first message of its own instead, and waits for the
 server's reply); the server's handle line is read with its first reply. Each message is a line
 of text, shown as `handle> text` (--shape no-space: `handle>text`, colon: `handle: text`), the
-prompt the same way; an empty line ends the conversation (the user types `\\quit`).
+prompt the same way (bare: `> `, without the handle); an empty line ends the conversation (the
+user types `\\quit`).
 
-usage: plain_client.py HOST PORT [--shape auto-first|no-space|colon]
+usage: plain_client.py HOST PORT [--shape auto-first|no-space|colon|bare]
                                  [--defect recv-per-message|handle-8|handle-fgets]
 (see README.md for what each shape and defect does)
 """
@@ -18,9 +19,9 @@ import argparse
 import socket
 import sys
 
-from plainlines import Lines, form
+from plainlines import Lines, form, prompt
 
-SHAPES = ("auto-first", "no-space", "colon")
+SHAPES = ("auto-first", "no-space", "colon", "bare")
 DEFECTS = ("recv-per-message", "handle-8", "handle-fgets")
 
 
@@ -81,11 +82,11 @@ def main() -> int:
         return 0
     while True:
         if typed_ahead is not None:  # the rest of the handle's line, read as the first message
-            print(form(handle, args.shape), end="", flush=True)
+            print(prompt(handle, args.shape), end="", flush=True)
             text, typed_ahead = typed_ahead, None
         else:
             try:
-                text = input(form(handle, args.shape))
+                text = input(prompt(handle, args.shape))
             except EOFError:
                 text = "\\quit"
         if not 0 < len(text) <= 500:

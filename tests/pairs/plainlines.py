@@ -7,11 +7,17 @@ import socket
 
 # --shape names of the forms a handle is shown in (both programs of a pair take the same one)
 FORMS = {"no-space": "{}>", "colon": "{}: "}
+PROMPTS = {"bare": "> "}  # a prompt without the handle (messages still show it)
 
 
 def form(handle: str, shape: str | None) -> str:
-    """`handle` as this pair shows it, in prompts and before a peer's messages."""
+    """`handle` as this pair shows it before a peer's messages."""
     return FORMS.get(shape or "", "{}> ").format(handle)
+
+
+def prompt(handle: str, shape: str | None) -> str:
+    """The prompt of the side whose handle is `handle`."""
+    return PROMPTS.get(shape or "") or form(handle, shape)
 
 
 class Lines:
