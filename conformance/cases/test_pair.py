@@ -142,7 +142,7 @@ def case_infer(pair: PairRun, ctx) -> None:
 # --- what the screens show --------------------------------------------------------------------
 
 
-@case("P-PREFIX-1", reqs="A-2", title="both prompts and both peers' messages show as 'handle> '",
+@case("P-PREFIX-1", reqs="A-2", title="both prompts and both peers' messages show as 'handle> '", kind="text",
       needs=("P-INFER-1",))
 def case_prefix(pair: PairRun) -> None:
     _, _, client = begin(pair)
