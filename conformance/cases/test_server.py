@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Context, ModeCheck, ServerPool, ServerUnderTest
+from conftest import Context, ModeCheck, ServerUnderTest
 
 import vectors
 from chatwire import ErrorCode, FrameType, Hello, Message, Quit
@@ -595,104 +596,6 @@ def case_error_received_text(server: ServerUnderTest) -> None:
     settle_line(server)
 
 
-# --- the server's own clock ---------------------------------------------------------------------
-
-
-TIMEOUT_SENDS = {"nothing": b"", "half-a-hello": vectors.by_name("hello-chris").data[:4]}
-
-
-class OwnClock:
-    """A server of its own for one S-TIMEOUT-1 case, and the connection that waits on its clock."""
-
-    def __init__(self, sent: str) -> None:
-        self.sent = sent
-        self.server: ServerUnderTest | None = None
-        self.peer: WirePeer | None = None
-        self.opened = 0.0  # when the connection was made: the server's handshake clock starts at accept
-        self.failure: CaseFailure | None = None
-
-
-class OwnClocks:
-    """The cases that wait on the server's own clock (S-11: 10 s by default) run beside the rest:
-    a server of their own is started for each, and its connection opened, once the first server
-    case has run (or when the first of them runs); the cases collect the outcome at their turn."""
-
-    def __init__(self, opts: Options, mode: ModeCheck, wanted: list[str]) -> None:
-        self.opts = opts
-        self.mode = mode
-        self.clocks = {sent: OwnClock(sent) for sent in wanted}
-        self.started = False
-
-    def start(self) -> None:
-        self.started = True
-        for clock in self.clocks.values():
-            try:
-                clock.server = ServerUnderTest(self.opts, self.mode)
-                clock.peer = clock.server.connect()
-                clock.opened = time.monotonic()
-                if data := TIMEOUT_SENDS[clock.sent]:
-                    clock.peer.send_raw(data)
-            except CaseFailure as exc:
-                clock.failure = exc
-
-    def get(self, sent: str) -> OwnClock:
-        if not self.started:
-            self.start()
-        return self.clocks[sent]
-
-    def stop(self) -> None:
-        for clock in self.clocks.values():
-            if clock.server:
-                clock.server.stop()
-                for peer in clock.server.peers:
-                    with contextlib.suppress(OSError):
-                        peer.sock.close()
-
-
-@pytest.fixture(scope="session")
-def own_clocks(request: pytest.FixtureRequest, opts: Options, mode_check: ModeCheck) -> Iterator[OwnClocks]:
-    wanted = [] if opts.attach else [item.callspec.params["sent"] for item in request.session.items
-                                     if id_of(item).startswith("S-TIMEOUT-1[")]
-    clocks = OwnClocks(opts, mode_check, wanted)
-    yield clocks
-    clocks.stop()
-
-
-@pytest.fixture(autouse=True)
-def _start_own_clocks(own_clocks: OwnClocks, server_pool: ServerPool, mode_check: ModeCheck) -> Iterator[None]:
-    """Once the first case has run (its server started, and it speaks frames as far as it knows)."""
-    yield
-    if not own_clocks.started and own_clocks.clocks and not server_pool.start_failure and not mode_check.plain_text:
-        own_clocks.start()
-
-
-@case("S-TIMEOUT-1", reqs="S-11 E-1", title="no complete HELLO within the handshake timeout gets ERROR TIMEOUT",
-      needs=("S-HELLO-1",))
-@pytest.mark.parametrize("sent", TIMEOUT_SENDS)
-def case_handshake_timeout(request: pytest.FixtureRequest, opts: Options, ctx: Context, own_clocks: OwnClocks,
-                           sent: str) -> None:
-    if opts.attach:  # one server, already running: wait here
-        srv: ServerUnderTest = request.getfixturevalue("server")
-        peer = srv.connect()
-        opened = time.monotonic()
-        if TIMEOUT_SENDS[sent]:
-            peer.send_raw(TIMEOUT_SENDS[sent])
-    else:
-        clock = own_clocks.get(sent)
-        if clock.failure:
-            raise clock.failure
-        assert clock.server is not None and clock.server.program is not None and clock.peer is not None
-        srv, peer, opened = clock.server, clock.peer, clock.opened
-        ctx.watch(clock.server.program)
-    substituted = any("{handshake_timeout}" in part for part in opts.command)
-    wait = (opts.handshake_timeout if substituted else 10.0) * opts.timeout_scale + opts.step
-    left = max(opened + wait - time.monotonic(), opts.quiet_period)
-    peer.expect_error("S-11", "the answer to a client that never completes HELLO", ErrorCode.TIMEOUT, timeout=left)
-    peer.expect_closed("S-11 W-7", "the server closes after TIMEOUT")
-    if not opts.attach:
-        srv.close_peers()
-
-
 # --- the operator's keys ------------------------------------------------------------------------
 
 
@@ -735,3 +638,115 @@ def case_exit_status(fresh_server: ServerUnderTest, key: str) -> None:
         term.end_input()
     status = term.wait_exit("S-12", key.capitalize())
     exact("S-12 X-2", f"the exit status after {key.capitalize()}", "0", str(status))
+
+
+# --- the server's own clock ---------------------------------------------------------------------
+
+
+TIMEOUT_SENDS = {"nothing": b"", "half-a-hello": vectors.by_name("hello-chris").data[:4]}
+
+
+class OwnClock:
+    """A server of its own for one S-TIMEOUT-1 case, and the connection that waits on its clock."""
+
+    def __init__(self, sent: str) -> None:
+        self.sent = sent
+        self.server: ServerUnderTest | None = None
+        self.peer: WirePeer | None = None
+        self.opened = 0.0  # when the connection was made: the server's handshake clock starts at accept
+        self.failure: CaseFailure | None = None
+        self.thread: threading.Thread | None = None
+
+
+class OwnClocks:
+    """The cases that wait on the server's own clock (S-11: 10 s by default) run beside the rest:
+    a server of their own is started for each, and its connection opened, as the first server case
+    starts; the cases, last in the module, collect the outcome at their turn."""
+
+    def __init__(self, opts: Options, mode: ModeCheck, wanted: list[str]) -> None:
+        self.opts = opts
+        self.mode = mode
+        self.clocks = {sent: OwnClock(sent) for sent in wanted}
+        self.started = False
+
+    def start(self) -> None:
+        """Each server started, and its connection opened, in a thread of its own: the first case
+        goes on meanwhile, and a server slow to start delays only its own clock."""
+        self.started = True
+        for clock in self.clocks.values():
+            clock.thread = threading.Thread(target=self._open, args=(clock,), name=f"S-TIMEOUT-1[{clock.sent}]",
+                                            daemon=True)
+            clock.thread.start()
+
+    def _open(self, clock: OwnClock) -> None:
+        try:
+            clock.server = ServerUnderTest(self.opts, self.mode)
+            clock.peer = clock.server.connect()
+            clock.opened = time.monotonic()
+            if data := TIMEOUT_SENDS[clock.sent]:
+                clock.peer.send_raw(data)
+        except CaseFailure as exc:
+            clock.failure = exc
+        except Exception as exc:  # said by the case, not lost in a thread
+            clock.failure = CaseFailure("S-11", f"the server for this case could not be started: {exc!r}")
+
+    def get(self, sent: str) -> OwnClock:
+        if not self.started:
+            self.start()
+        clock = self.clocks[sent]
+        if clock.thread:
+            clock.thread.join()  # bounded: a server start waits at most a step for its listening socket
+        return clock
+
+    def stop(self) -> None:
+        for clock in self.clocks.values():
+            if clock.thread:
+                clock.thread.join()
+            if clock.server:
+                clock.server.stop()
+                for peer in clock.server.peers:
+                    with contextlib.suppress(OSError):
+                        peer.sock.close()
+
+
+@pytest.fixture(scope="session")
+def own_clocks(request: pytest.FixtureRequest, opts: Options, mode_check: ModeCheck) -> Iterator[OwnClocks]:
+    wanted = [] if opts.attach else [item.callspec.params["sent"] for item in request.session.items
+                                     if id_of(item).startswith("S-TIMEOUT-1[")]
+    clocks = OwnClocks(opts, mode_check, wanted)
+    yield clocks
+    clocks.stop()
+
+
+@pytest.fixture(autouse=True)
+def _start_own_clocks(own_clocks: OwnClocks) -> None:
+    """As the first case starts."""
+    if not own_clocks.started and own_clocks.clocks:
+        own_clocks.start()
+
+
+@case("S-TIMEOUT-1", reqs="S-11 E-1", title="no complete HELLO within the handshake timeout gets ERROR TIMEOUT",
+      needs=("S-HELLO-1",))
+@pytest.mark.parametrize("sent", TIMEOUT_SENDS)
+def case_handshake_timeout(request: pytest.FixtureRequest, opts: Options, ctx: Context, own_clocks: OwnClocks,
+                           sent: str) -> None:
+    if opts.attach:  # one server, already running: wait here
+        srv: ServerUnderTest = request.getfixturevalue("server")
+        peer = srv.connect()
+        opened = time.monotonic()
+        if TIMEOUT_SENDS[sent]:
+            peer.send_raw(TIMEOUT_SENDS[sent])
+    else:
+        clock = own_clocks.get(sent)
+        if clock.failure:
+            raise clock.failure
+        assert clock.server is not None and clock.server.program is not None and clock.peer is not None
+        srv, peer, opened = clock.server, clock.peer, clock.opened
+        ctx.watch(clock.server.program)
+    substituted = any("{handshake_timeout}" in part for part in opts.command)
+    wait = (opts.handshake_timeout if substituted else 10.0) * opts.timeout_scale + opts.step
+    left = max(opened + wait - time.monotonic(), opts.quiet_period)
+    peer.expect_error("S-11", "the answer to a client that never completes HELLO", ErrorCode.TIMEOUT, timeout=left)
+    peer.expect_closed("S-11 W-7", "the server closes after TIMEOUT")
+    if not opts.attach:
+        srv.close_peers()
