@@ -132,6 +132,12 @@ def test_a_client_killed_mid_frame_is_dropped_and_the_next_served(server) -> Non
     srv.expect_line("Chris> next")
 
 
+def shows(screen: Screen, text: str) -> bool:
+    """Whether `text` is on the screen now; what is read stays for the next expect (Program.here)."""
+    screen.here()
+    return text in screen.output_since(0)
+
+
 def test_a_client_that_stops_reading_does_not_block_the_operator(server) -> None:
     """The client sends and never reads, with a tiny receive buffer: the server's replies pile up
     until one cannot be handed to the kernel; then the server drops it instead of blocking."""
@@ -147,7 +153,12 @@ def test_a_client_that_stops_reading_does_not_block_the_operator(server) -> None
         if srv.child.expect_exact([DROPPED + "\r\n", f"Chris> m{i}\r\n"]) == 0:
             break  # the server gave up on it rather than block
         srv.expect_text("HostA> ")
+        before = in_flight(sock)
         srv.type(reply)
+        # The next message only once the server has taken the reply (the kernel has it), or has
+        # dropped the client: sent earlier, it would come out of turn on a loaded machine.
+        wait_for(lambda: in_flight(sock) > before or shows(srv, DROPPED), 15,  # noqa: B023
+                 "the server sends its operator's reply, or drops the client")
     else:
         pytest.fail("6000 replies were taken although the client read none")
     srv.type("x")  # the operator's terminal still answers
