@@ -298,3 +298,25 @@ def test_run_options_read_back_what_they_write() -> None:
     for bad in ("0", "-1", "x", "inf"):
         with pytest.raises(SystemExit):
             parser.parse_args(["--timeout", bad])
+
+
+# --- client mode: behaviour apart from wording ---------------------------------------------------
+
+
+def test_a_plain_text_client_fails_once_with_the_pair_command_and_the_rest_is_skipped(tmp_path: Path) -> None:
+    """tests/pairs' client asks for its handle in words of its own and sends plain lines: the suite
+    types the handle at whatever prompt it shows, sees the plain text, names pair mode once, and
+    skips the rest instead of failing each case."""
+    client = ["python3", "tests/pairs/plain_client.py", "{host}", "{port}"]
+    result = conformance("client", "--json", str(tmp_path / "r.json"), "--", *client, timeout=120)
+    assert result.returncode == 1, result.stdout
+    cases = json.loads((tmp_path / "r.json").read_text())["cases"]
+    hint = 'pair --server "YOUR-SERVER {port}" --client "python3 tests/pairs/plain_client.py {host} {port}"'
+    found = [i for i, c in enumerate(cases) if c["verdict"] == "FAIL" and hint in " ".join(c["details"])]
+    assert len(found) == 1, result.stdout
+    at = found[0]
+    assert "Pick a handle (up to 10 characters): abcdefghij" in cases[at]["transcripts"]["client"]
+    # Before it, only text cases FAIL (its prompt is not ours); after it, everything is SKIPped.
+    assert {c["kind"] for c in cases[:at] if c["verdict"] != "PASS"} <= {"text"}, result.stdout
+    assert {c["verdict"] for c in cases[at + 1:]} == {"SKIP"}
+    assert all("speaks plain text" in " ".join(c["details"]) for c in cases[at + 1:])

@@ -1,28 +1,51 @@
 """Client cases: the suite plays the server (a scripted peer on chatwire), types into the
 client's terminal, and checks its bytes, its screen and its exit status.
 
+Two kinds of case. A behaviour case judges what the client does: the frames it sends, that it
+waits for its user, that a refused line or handle is answered on its screen, that a message is
+shown after the peer's handle, that it ends (non-zero after an error). It learns what the client
+shows (its handle prompt, its prompt in its turn) instead of assuming the reference's words. A
+text case (kind="text") checks one exact text or exit status that PROTOCOL.md fixes, in a
+minimal scenario of its own: a client that behaves right but words its screen its own way FAILs
+those and nothing else.
+
 Each case names the PROTOCOL.md requirements it checks; wire cases run in each delivery of W-5.
+`needs` is used only where a case cannot run without another: a connection and the client's
+HELLO (C-HELLO-1), or a MESSAGE sent by the client (C-MSG-1).
 """
 
 from __future__ import annotations
 
+import re
 import select
 import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 import vectors
-from chatwire import Error, ErrorCode, FrameType, Hello, Message, Quit, encode, error_name
+from chatwire import Error, ErrorCode, Event, FrameType, Hello, Message, Quit, Role, encode, error_name
 from conformance.checks import CaseFailure
 from conformance.peer import DELIVERIES, WirePeer, describe, invalid_vector_cases, send_invalid
-from conformance.programs import Program, free_port
+from conformance.plugin import case_id as id_of
+from conformance.programs import SLICE, Program, free_port, substitute
 
 case = pytest.mark.case
 deliveries = pytest.mark.parametrize("delivery", DELIVERIES)
+TEXT = "text"  # kind= of a case that checks an exact text or exit status of PROTOCOL.md
+
+# The texts and statuses PROTOCOL.md fixes: only the text cases use them.
 HANDLE_PROMPT = "Enter client handle (length 10 or less): "
+TURN_PROMPT = "Chris> "
+SHOWN = "HostA> hello"
 SERVER_CLOSED = "The server has closed the connection..."
+NOT_YOUR_TURN = "Not your turn; the line was not sent."
 LOST = "chatclient: the connection to the server was lost"
-MIXED_500 = ("é€😀" * 167)[:500]
 DESCRIPTIONS = {
     1: "the server is busy with another client",
     2: "the server got a malformed frame",
@@ -31,298 +54,540 @@ DESCRIPTIONS = {
     5: "the server timed out waiting for HELLO",
 }
 
+MIXED_500 = ("é€😀" * 167)[:500]
+BAD_HANDLES = [
+    pytest.param("", "is empty", id="empty"),
+    pytest.param("abcdefghijk", "is longer than 10 characters", id="eleven"),
+    pytest.param("a b", "contains whitespace", id="space"),
+    pytest.param("a>b", "contains '>'", id="gt"),
+    pytest.param("a\x01b", "contains control characters", id="control"),
+]
+BAD_LINES = [
+    pytest.param("", "is empty", id="empty"),
+    pytest.param("x" * 501, "is longer than 500 characters", id="long"),
+    pytest.param("bell\x07", "contains control characters", id="control"),
+]
+ERROR_CODES = [1, 2, 3, 4, 5, 77]
+UNKNOWN_TYPE = vectors.by_name("type-unknown").data  # 58 00 00: MALFORMED at the header
+
+
+# --- what the client shows, learnt ----------------------------------------------------------
+
+
+@dataclass
+class Learned:
+    """What the client shows, learnt by the first case that sees it (a prompt, whatever its words).
+    Later cases wait for that text, which is quicker than waiting until the client is idle."""
+
+    handle_prompt: str | None = None
+    turn_prompt: str | None = None  # in its turn, with the handle 'Chris'
+
+
+@pytest.fixture(scope="session")
+def learned() -> Learned:
+    return Learned()
+
+
+class Chat:
+    """The steps of a conversation with the client under test, each a wait for what the client
+    does, never for its words."""
+
+    def __init__(self, start_client: Callable[..., Program], server: Any, learned: Learned, ctx: Any) -> None:
+        self.start = start_client
+        self.server = server  # conftest.ScriptedServer
+        self.learned = learned
+        self.ctx = ctx
+
+    def ask_handle(self, client: Program) -> str:
+        """Until the client waits for its user at its handle prompt (C-2); that prompt."""
+        known = self.learned.handle_prompt
+        if known:
+            client.expect_text(known, "C-2", f"its handle prompt {known!r}")
+            return known
+        prompt = client.wait_for_user("C-2", "the client asks its user for a handle")
+        client.forget_unread()
+        if prompt.strip() and prompt in client.transcript:
+            self.learned.handle_prompt = prompt
+        return prompt
+
+    def in_turn(self, client: Program, reqs: str, what: str) -> str:
+        """Until the client waits for its user in its turn with its prompt showing (C-5); the prompt.
+        The first case to get there learns it; every later turn must show the same."""
+        known = self.learned.turn_prompt
+        if known and "Chris" in known:  # a prompt with the handle cannot be mistaken for a message line
+            client.expect_text(known, reqs, f"{what}: its prompt {known!r}")
+            return known
+        prompt = client.wait_for_user(reqs, what)
+        client.forget_unread()
+        if not prompt.strip():
+            raise CaseFailure(reqs, f"{what}: the client waits for its user without a prompt",
+                              ["a prompt on its last line"], "an empty line")
+        if known is not None and prompt != known:
+            raise CaseFailure(reqs, f"{what}: the prompt differs from the one it showed before", [repr(known)],
+                              repr(prompt))
+        if known is None and prompt in client.transcript:
+            self.learned.turn_prompt = prompt
+            self.ctx.note(f"its prompt in its turn: {prompt!r}")
+        return prompt
+
+    def no_connection(self, reqs: str, what: str) -> None:
+        """The client has not connected (it is idle now, so a connection would be queued already)."""
+        if select.select([self.server.sock], [], [], 0)[0]:
+            raise CaseFailure(reqs, what, ["no connection"], "a connection")
+
+    def connected(self, handle: str = "Chris") -> tuple[Program, WirePeer]:
+        """A client that has typed its handle and sent its HELLO."""
+        client = self.start()
+        self.ask_handle(client)
+        client.type(handle)
+        peer = self.server.accept()
+        peer.expect("C-4 F-1", f"the client's HELLO {handle!r}", Hello(handle))
+        return client, peer
+
+    def in_conversation(self) -> tuple[Program, WirePeer]:
+        """Past the handshake: the client's turn, its prompt showing."""
+        client, peer = self.connected()
+        peer.send(Hello("HostA"))
+        self.in_turn(client, "C-5", "the client's turn after the server's HELLO")
+        return client, peer
+
+    def waiting(self) -> tuple[Program, WirePeer]:
+        """The client has sent 'test' and it is the server's turn."""
+        client, peer = self.in_conversation()
+        client.type("test")
+        peer.expect("C-5", "the typed line as a MESSAGE", Message("test"))
+        return client, peer
+
+
+@pytest.fixture
+def chat(start_client: Callable[..., Program], scripted_server: Any, learned: Learned, ctx: Any) -> Chat:
+    return Chat(start_client, scripted_server, learned, ctx)
+
+
+# --- judging ----------------------------------------------------------------------------------
+
+
+def said(client: Program, mark: int, typed: bool) -> list[str]:
+    """The non-blank lines the client completed after `mark`, without the line in progress there
+    (a prompt) nor, when something was `typed` after the mark, the line that echoes it."""
+    lines = client.lines_since(mark)
+    fresh = mark == 0 or client.output_since(mark - 1).startswith("\n")
+    skip = 0 if fresh and not typed else 1
+    return [line for line in lines[skip:] if line.strip()]
+
+
+def reported(client: Program, mark: int, reqs: str, what: str, typed: bool = False) -> list[str]:
+    """The client said something on its screen after `mark` (its words are its own)."""
+    lines = said(client, mark, typed)
+    if not lines:
+        raise CaseFailure(reqs, f"the client says nothing about {what}", ["a line on its screen"], "none")
+    return lines
+
+
+def ended(client: Program, reqs: str, after: str, nonzero: bool = False, signal_ok: int | None = None) -> int:
+    """Until the client exits after `after`: any status, or (nonzero) any but 0, as after an error;
+    killed by a signal is a failure (but `signal_ok`)."""
+    status = client.wait_exit(reqs, after)
+    if status < 0 and -status != signal_ok:
+        shown = f"killed by {signal.Signals(-status).name}"
+        raise CaseFailure(reqs, f"the client's end after {after}", ["an exit"], shown)
+    if nonzero and status == 0:
+        raise CaseFailure(f"{reqs} X-1", f"the client's exit status after {after}",
+                          ["a non-zero status: it ends with an error"], "0")
+    return status
+
 
 def expect_status(client: Program, status: int, reqs: str, after: str) -> None:
+    """Text cases: the exit status X-1 gives."""
     got = client.wait_exit(reqs, after)
     if got != status:
         shown = f"killed by {signal.Signals(-got).name}" if got < 0 else str(got)
         raise CaseFailure(f"{reqs} X-1", f"the client's exit status after {after}", [str(status)], shown)
 
 
-def connected(start_client, scripted_server, handle: str = "Chris") -> tuple[Program, WirePeer]:
-    """A client that has typed its handle and sent its HELLO."""
-    client = start_client()
-    client.expect_text(HANDLE_PROMPT, "C-2", "the handle prompt")
-    client.type(handle)
-    peer = scripted_server.accept()
-    peer.expect("C-4 F-1", f"the client's HELLO {handle!r}", Hello(handle))
-    return client, peer
+def shows_after_handle(client: Program, text: str, reqs: str, what: str) -> None:
+    """A line that shows the server's handle 'HostA' and then `text` (C-6), however it is worded."""
+    client.expect_re("HostA[^\r\n]*" + re.escape(text) + "[^\r\n]*\r\n", reqs, what)
 
 
-def in_conversation(start_client, scripted_server) -> tuple[Program, WirePeer]:
-    """Past the handshake, the client's turn, its prompt showing."""
-    client, peer = connected(start_client, scripted_server)
-    peer.send(Hello("HostA"))
-    client.expect_text("Chris> ", "C-5", "the prompt 'Chris> '")
-    return client, peer
-
-
-def waiting(start_client, scripted_server) -> tuple[Program, WirePeer]:
-    """The client has sent 'test' and it is the server's turn."""
-    client, peer = in_conversation(start_client, scripted_server)
-    client.type("test")
-    peer.expect("C-5", "the typed line as a MESSAGE", Message("test"))
-    return client, peer
+def no_raw_control(client: Program, reqs: str) -> None:
+    if raw := client.raw_control_in_output():
+        raise CaseFailure(reqs, "a raw control character reached the client's screen", ["none"], raw)
 
 
 # --- handle and handshake ---------------------------------------------------------------------
 
 
-@case("C-PROMPT-1", reqs="C-2", title="the handle prompt is 'Enter client handle (length 10 or less): '")
-def case_handle_prompt(start_client) -> None:
-    start_client().expect_text(HANDLE_PROMPT, "C-2", "the handle prompt")
+@case("C-PROMPT-1", reqs="C-2", title="the handle prompt is 'Enter client handle (length 10 or less): '", kind=TEXT)
+def case_handle_prompt(chat: Chat) -> None:
+    chat.start().expect_text(HANDLE_PROMPT, "C-2", "the handle prompt")
 
 
-@case("C-HANDLE-1", reqs="C-2 T-1 T-5", title="an invalid handle is refused with its reason and asked again",
-      needs=("C-PROMPT-1",))
-@pytest.mark.parametrize(("handle", "phrase"), [
-    pytest.param("", "is empty", id="empty"),
-    pytest.param("abcdefghijk", "is longer than 10 characters", id="eleven"),
-    pytest.param("a b", "contains whitespace", id="space"),
-    pytest.param("a>b", "contains '>'", id="gt"),
-    pytest.param("a\x01b", "contains control characters", id="control"),
-])
-def case_invalid_handle(start_client, scripted_server, handle: str, phrase: str) -> None:
-    client = start_client()
-    client.expect_text(HANDLE_PROMPT, "C-2", "the handle prompt")
+@case("C-HANDLE-1", reqs="C-2 T-1", title="an invalid handle is refused with a line and asked again, unconnected")
+@pytest.mark.parametrize(("handle", "phrase"), BAD_HANDLES)
+def case_invalid_handle(chat: Chat, handle: str, phrase: str) -> None:
+    client = chat.start()
+    chat.ask_handle(client)
+    mark = client.here()
+    client.type(handle)
+    try:
+        client.wait_for_user("C-2", "the client asks for a handle again")
+    except CaseFailure:
+        chat.no_connection("C-2 T-1", "the client connected with an invalid handle")
+        raise
+    chat.no_connection("C-2 T-1", "the client connected with an invalid handle")
+    reported(client, mark, "C-2", f"the handle it refused (it {phrase})", typed=True)
+    client.forget_unread()
+    client.type("abcdefghij")  # ten: the longest valid handle
+    chat.server.accept().expect("C-2 T-1", "the HELLO of a 10-character handle", Hello("abcdefghij"))
+
+
+@case("C-TEXT-2", reqs="C-2 T-5", title="an invalid handle gets the line 'Invalid handle: it PHRASE.'", kind=TEXT)
+@pytest.mark.parametrize(("handle", "phrase"), BAD_HANDLES)
+def case_invalid_handle_text(chat: Chat, handle: str, phrase: str) -> None:
+    client = chat.start()
+    chat.ask_handle(client)
     client.type(handle)
     client.expect_line(f"Invalid handle: it {phrase}.", "C-2 T-5", "the reason the handle was refused")
-    client.expect_text(HANDLE_PROMPT, "C-2", "the handle prompt again")
-    ready, _, _ = select.select([scripted_server.sock], [], [], scripted_server.opts.quiet_period)
-    if ready:
-        raise CaseFailure("C-2", "the client connected with an invalid handle", ["no connection"], "a connection")
-    client.type("abcdefghij")  # ten: the longest valid handle
-    scripted_server.accept().expect("C-2 T-1", "the HELLO of a 10-character handle", Hello("abcdefghij"))
 
 
-@case("C-HELLO-1", reqs="C-4 W-1 W-3", title="the HELLO for 'Chris' is the golden 48 00 05 43 68 72 69 73",
-      needs=("C-PROMPT-1",))
-def case_hello_golden(start_client, scripted_server) -> None:
-    client = start_client()
-    client.expect_text(HANDLE_PROMPT, "C-2", "the handle prompt")
+@case("C-HELLO-1", reqs="C-4 W-1 W-3", title="the HELLO for 'Chris' is the golden 48 00 05 43 68 72 69 73")
+def case_hello_golden(chat: Chat) -> None:
+    client = chat.start()
+    chat.ask_handle(client)
     client.type("Chris")
-    peer = scripted_server.accept()
+    peer = chat.server.accept()
     peer.expect_bytes("C-4 W-1 W-3", "HELLO 'Chris', byte for byte", vectors.by_name("hello-chris").data)
 
 
-@case("C-HELLO-2", reqs="C-5 W-5", title="after the server's HELLO the prompt is 'Chris> '", needs=("C-HELLO-1",))
+@case("C-HELLO-2", reqs="C-5 W-5", title="after the server's HELLO it is the client's turn: it waits for its user",
+      needs=("C-HELLO-1",))
 @deliveries
-def case_server_hello(start_client, scripted_server, delivery: str) -> None:
-    client, peer = connected(start_client, scripted_server)
+def case_server_hello(chat: Chat, delivery: str) -> None:
+    client, peer = chat.connected()
     if delivery == "coalesced":
         peer.send(Hello("HostA"), Quit(), delivery="coalesced")
-        client.expect_text("Chris> ", "C-5 W-5", "the prompt, before the QUIT in the same segment")
-        client.expect_line(SERVER_CLOSED, "C-11 W-5", "the closing line for the QUIT")
-        expect_status(client, 0, "C-11", "the server's QUIT")
+        peer.expect_closed("C-11 W-5 W-8", "after HELLO and QUIT in one segment: nothing (no ERROR), then the close")
+        ended(client, "C-11 W-5", "the server's HELLO and QUIT in one segment")
         return
     peer.send(Hello("HostA"), delivery=delivery)
-    client.expect_text("Chris> ", "C-5 W-5", "the prompt 'Chris> '")
+    chat.in_turn(client, "C-5 W-5", "the client's turn after the server's HELLO")
+
+
+@case("C-PROMPT-2", reqs="C-5", title="the prompt in the client's turn is 'Chris> '", kind=TEXT, needs=("C-HELLO-1",))
+def case_turn_prompt(chat: Chat) -> None:
+    client, peer = chat.connected()
+    peer.send(Hello("HostA"))
+    client.expect_text(TURN_PROMPT, "C-5", "the prompt 'Chris> '")
+    if client.last_line != TURN_PROMPT:
+        raise CaseFailure("C-5", "the prompt, the last line of the screen", [repr(TURN_PROMPT)],
+                          repr(client.last_line))
 
 
 # --- messages -------------------------------------------------------------------------------
 
 
-@case("C-MSG-1", reqs="C-5 W-3", title="a typed line goes out as the golden MESSAGE 'test'", needs=("C-HELLO-2",))
-def case_message_golden(start_client, scripted_server) -> None:
-    client, peer = in_conversation(start_client, scripted_server)
+@case("C-MSG-1", reqs="C-5 W-3", title="a typed line goes out as the golden MESSAGE 'test'", needs=("C-HELLO-1",))
+def case_message_golden(chat: Chat) -> None:
+    client, peer = chat.in_conversation()
     client.type("test")
     peer.expect_bytes("C-5 W-3", "MESSAGE 'test', byte for byte", vectors.by_name("message-test").data)
 
 
-@case("C-MSG-2", reqs="C-6 W-5", title="a MESSAGE is shown as 'HostA> text', then the prompt", needs=("C-MSG-1",))
+@case("C-MSG-2", reqs="C-6 W-5", title="a MESSAGE is shown on a line after 'HostA', then the prompt again",
+      needs=("C-MSG-1",))
 @deliveries
-def case_message_shown(start_client, scripted_server, delivery: str) -> None:
-    client, peer = waiting(start_client, scripted_server)
+def case_message_shown(chat: Chat, delivery: str) -> None:
+    client, peer = chat.waiting()
     if delivery == "coalesced":
         peer.send(Message("hello"), Quit(), delivery="coalesced")
-        client.expect_line("HostA> hello", "C-6 W-5", "the message, before the QUIT in its segment")
-        client.expect_line(SERVER_CLOSED, "C-11 W-5", "the closing line for the QUIT")
-        expect_status(client, 0, "C-11", "the server's QUIT")
+        shows_after_handle(client, "hello", "C-6 W-5", "the message, before the QUIT in its segment")
+        peer.expect_closed("C-11 W-5 W-8", "after MESSAGE and QUIT in one segment: nothing (no ERROR), then the close")
+        ended(client, "C-11 W-5", "the server's QUIT")
         return
     peer.send(Message("hello"), delivery=delivery)
-    client.expect_line("HostA> hello", "C-6 W-5", "the message shown as 'HostA> hello'")
-    client.expect_text("Chris> ", "C-6", "the prompt again")
+    shows_after_handle(client, "hello", "C-6 W-5", "the message 'hello' after the handle 'HostA'")
+    chat.in_turn(client, "C-6", "the client's turn again, after the message")
+
+
+@case("C-TEXT-5", reqs="C-6", title="a MESSAGE is shown as the line 'HostA> hello'", kind=TEXT, needs=("C-MSG-1",))
+def case_message_shown_text(chat: Chat) -> None:
+    client, peer = chat.waiting()
+    peer.send(Message("hello"))
+    client.expect_line(SHOWN, "C-6", "the message shown as 'HostA> hello'")
 
 
 @case("C-MSG-3", reqs="T-3 C-5 C-6", title="500 code points of 2-4 byte UTF-8 arrive intact each way",
       needs=("C-MSG-1",))
-def case_long_messages(start_client, scripted_server) -> None:
-    client, peer = in_conversation(start_client, scripted_server)
+def case_long_messages(chat: Chat) -> None:
+    client, peer = chat.in_conversation()
     client.type(MIXED_500)
     peer.expect("T-3 C-5", "the 500-code-point line as one MESSAGE", Message(MIXED_500))
     peer.send(Message(MIXED_500[::-1]))
-    client.expect_line(f"HostA> {MIXED_500[::-1]}", "T-3 C-6", "the server's 500-code-point message")
+    shows_after_handle(client, MIXED_500[::-1], "T-3 C-6", "the server's 500-code-point message, whole")
 
 
-@case("C-MSG-4", reqs="C-7 T-3 T-5", title="empty, 501-character and control-character lines are refused",
+@case("C-MSG-4", reqs="C-7 T-3", title="empty, 501-character and control-character lines are refused with a line",
       needs=("C-MSG-1",))
-def case_bad_lines(start_client, scripted_server) -> None:
-    client, peer = in_conversation(start_client, scripted_server)
-    for line, phrase in [("", "is empty"), ("x" * 501, "is longer than 500 characters"),
-                         ("bell\x07", "contains control characters")]:
+def case_bad_lines(chat: Chat) -> None:
+    client, peer = chat.in_conversation()
+    for param in BAD_LINES:
+        line, phrase = param.values
+        mark = client.here()
         client.type(line)
-        client.expect_line(f"Message not sent: it {phrase}.", "C-7 T-5", f"the reason for a line that {phrase}")
-        client.expect_text("Chris> ", "C-7", "the prompt again")
+        chat.in_turn(client, "C-7", f"the prompt again after a line that {phrase}")
+        reported(client, mark, "C-7", f"a line it did not send (it {phrase})", typed=True)
     peer.expect_quiet("C-7", "nothing on the wire for refused lines")
     client.type("x" * 500)
     peer.expect("C-7 T-3", "a 500-character line is sent whole", Message("x" * 500))
 
 
-@case("C-MSG-5", reqs="C-7 F-2", title="a line typed out of turn is not sent", needs=("C-MSG-1",))
-def case_out_of_turn(start_client, scripted_server) -> None:
-    client, peer = waiting(start_client, scripted_server)
+@case("C-TEXT-3", reqs="C-7 T-5", title="a refused line gets the line 'Message not sent: it PHRASE.'", kind=TEXT,
+      needs=("C-HELLO-1",))
+@pytest.mark.parametrize(("line", "phrase"), BAD_LINES)
+def case_bad_line_text(chat: Chat, line: str, phrase: str) -> None:
+    client, _ = chat.in_conversation()
+    client.type(line)
+    client.expect_line(f"Message not sent: it {phrase}.", "C-7 T-5", f"the reason for a line that {phrase}")
+
+
+@case("C-MSG-5", reqs="C-7 F-2", title="a line typed out of turn is not sent, and the client says so",
+      needs=("C-MSG-1",))
+def case_out_of_turn(chat: Chat) -> None:
+    client, peer = chat.waiting()
+    mark = client.here()
     client.type("again")
-    client.expect_line("Not your turn; the line was not sent.", "C-7 F-2", "the out-of-turn notice")
     peer.expect_quiet("F-2", "nothing on the wire for a line out of turn")
+    client.settle_idle()
+    reported(client, mark, "C-7", "the line typed out of turn", typed=True)
+
+
+@case("C-TEXT-4", reqs="C-7", title="a line typed out of turn gets 'Not your turn; the line was not sent.'",
+      kind=TEXT, needs=("C-MSG-1",))
+def case_out_of_turn_text(chat: Chat) -> None:
+    client, _ = chat.waiting()
+    client.type("again")
+    client.expect_line(NOT_YOUR_TURN, "C-7", "the out-of-turn notice")
 
 
 # --- the end of a conversation ----------------------------------------------------------------
 
 
-@case("C-QUIT-1", reqs="C-8 W-3 W-7", title="\\quit sends the golden QUIT, closes and exits 0", needs=("C-HELLO-2",))
-def case_quit(start_client, scripted_server) -> None:
-    client, peer = in_conversation(start_client, scripted_server)
+@case("C-QUIT-1", reqs="C-8 W-3 W-7", title="\\quit sends the golden QUIT, closes and ends", needs=("C-HELLO-1",))
+def case_quit(chat: Chat) -> None:
+    client, peer = chat.in_conversation()
     client.type("\\quit")
     peer.expect_bytes("C-8 W-3", "QUIT, byte for byte", vectors.by_name("quit").data)
     peer.expect_closed("C-8 W-7", "the client closes after its QUIT")
-    expect_status(client, 0, "C-8", "\\quit")
+    ended(client, "C-8", "\\quit")
 
 
-@case("C-QUIT-2", reqs="C-8", title="Ctrl-D at the prompt is \\quit", needs=("C-HELLO-2",))
-def case_ctrl_d(start_client, scripted_server) -> None:
-    client, peer = in_conversation(start_client, scripted_server)
+@case("C-QUIT-2", reqs="C-8", title="Ctrl-D at the prompt is \\quit", needs=("C-HELLO-1",))
+def case_ctrl_d(chat: Chat) -> None:
+    client, peer = chat.in_conversation()
     client.end_input()
     peer.expect("C-8", "QUIT after Ctrl-D", Quit())
-    expect_status(client, 0, "C-8", "Ctrl-D")
+    ended(client, "C-8", "Ctrl-D")
 
 
 @case("C-QUIT-3", reqs="C-8 F-3", title="\\quit works out of turn too", needs=("C-MSG-1",))
-def case_quit_out_of_turn(start_client, scripted_server) -> None:
-    client, peer = waiting(start_client, scripted_server)
+def case_quit_out_of_turn(chat: Chat) -> None:
+    client, peer = chat.waiting()
     client.type("\\quit")
     peer.expect("C-8 F-3", "QUIT while it is the server's turn", Quit())
-    expect_status(client, 0, "C-8", "\\quit out of turn")
+    ended(client, "C-8", "\\quit out of turn")
 
 
-@case("C-QUIT-4", reqs="C-11", title="the server's QUIT: 'The server has closed the connection...', exit 0",
+@case("C-QUIT-4", reqs="C-11 W-8", title="the server's QUIT ends the client: a line, no answer, its end",
       needs=("C-MSG-1",))
-def case_server_quit(start_client, scripted_server) -> None:
-    client, peer = waiting(start_client, scripted_server)
+def case_server_quit(chat: Chat) -> None:
+    client, peer = chat.waiting()
+    mark = client.here()
+    peer.send(Quit())
+    peer.expect_closed("C-11 W-8", "after the server's QUIT: nothing (no ERROR), then the close")
+    ended(client, "C-11", "the server's QUIT")
+    reported(client, mark, "C-11", "the server's QUIT")
+
+
+@case("C-TEXT-1", reqs="C-11", title="the server's QUIT gets the line 'The server has closed the connection...'",
+      kind=TEXT, needs=("C-HELLO-1",))
+def case_server_quit_text(chat: Chat) -> None:
+    client, peer = chat.in_conversation()
     peer.send(Quit())
     client.expect_line(SERVER_CLOSED, "C-11", "the closing line")
-    expect_status(client, 0, "C-11", "the server's QUIT")
 
 
-@case("C-QUIT-5", reqs="C-10 C-11 F-3", title="a QUIT that comes while the user types is shown on a fresh line",
-      needs=("C-QUIT-4",))
-def case_quit_while_typing(start_client, scripted_server) -> None:
-    client, peer = in_conversation(start_client, scripted_server)
+@case("C-QUIT-5", reqs="C-10 C-11 F-3", title="a QUIT that comes while the user types is told on a fresh line",
+      needs=("C-HELLO-1",))
+def case_quit_while_typing(chat: Chat) -> None:
+    client, peer = chat.in_conversation()
+    mark = client.here()
     client.send("half a line")
     client.expect_text("half a line", "C-10", "the echo of the typing")
     peer.send(Quit())
-    client.expect_text("\r\n" + SERVER_CLOSED + "\r\n", "C-10 C-11", "the closing line, on a line of its own")
-    expect_status(client, 0, "C-11", "the server's QUIT")
+    ended(client, "C-11", "the server's QUIT")
+    lines = client.lines_since(mark)
+    at = next((i for i, line in enumerate(lines) if "half a line" in line), None)
+    if at is None or not lines[at].rstrip().endswith("half a line") or not any(s.strip() for s in lines[at + 1:]):
+        raise CaseFailure("C-10 C-11", "the report of the server's QUIT, on a line of its own after the typing",
+                          ["'... half a line', then a line of the client's own"], repr(lines))
 
 
-@case("C-LOST-1", reqs="C-14 E-5", title="a connection lost without QUIT is one line and exit 6",
+@case("C-LOST-1", reqs="C-14 E-5", title="a connection lost without QUIT is reported, and the client ends non-zero",
       needs=("C-MSG-1",))
 @pytest.mark.parametrize("how", ["eof", "eof-mid-frame", "reset"])
-def case_lost(start_client, scripted_server, how: str) -> None:
-    client, peer = waiting(start_client, scripted_server)
+def case_lost(chat: Chat, how: str) -> None:
+    client, peer = chat.waiting()
+    mark = client.here()
     if how == "eof-mid-frame":
         peer.send_raw(encode(Message("hello"))[:5])
     if how == "reset":
         peer.reset()
     else:
         peer.close()
+    ended(client, "C-14", "the lost connection", nonzero=True)
+    reported(client, mark, "C-14", "the lost connection")
+
+
+@case("C-TEXT-6", reqs="C-14",
+      title="a lost connection gets the line 'chatclient: the connection to the server was lost'",
+      kind=TEXT, needs=("C-HELLO-1",))
+def case_lost_text(chat: Chat) -> None:
+    client, peer = chat.in_conversation()
+    peer.close()
     client.expect_line(LOST, "C-14", "the lost-connection line")
-    expect_status(client, 6, "C-14", "the lost connection")
 
 
 @case("C-SIGPIPE-1", reqs="C-15 C-14", title="writing to a reset connection does not kill the client (SIGPIPE)",
-      needs=("C-HELLO-2",))
-def case_sigpipe(start_client, scripted_server) -> None:
-    client, peer = in_conversation(start_client, scripted_server)
+      needs=("C-HELLO-1",))
+def case_sigpipe(chat: Chat) -> None:
+    client, peer = chat.in_conversation()
     peer.reset()
     client.type("into the void")
     status = client.wait_exit("C-15", "a line typed after the server reset the connection")
     if status == -signal.SIGPIPE:
-        raise CaseFailure("C-15", "the client died of SIGPIPE", ["a one-line message and exit 6"], "killed by SIGPIPE")
-    if status != 6:
-        raise CaseFailure("C-14 X-1", "the client's exit status after the connection was reset", ["6"], str(status))
+        raise CaseFailure("C-15", "the client died of SIGPIPE", ["a report and a non-zero exit"], "killed by SIGPIPE")
+    if status <= 0:
+        shown = f"killed by {signal.Signals(-status).name}" if status < 0 else "0"
+        raise CaseFailure("C-14 X-1", "the client's exit status after the connection was reset",
+                          ["a non-zero status: it ends with an error"], shown)
 
 
-@case("C-CTRLC-1", reqs="C-9", title="Ctrl-C sends QUIT and exits 130", needs=("C-HELLO-2",))
-def case_ctrl_c(start_client, scripted_server) -> None:
-    client, peer = in_conversation(start_client, scripted_server)
+@case("C-CTRLC-1", reqs="C-9", title="Ctrl-C sends QUIT and ends the client", needs=("C-HELLO-1",))
+def case_ctrl_c(chat: Chat) -> None:
+    client, peer = chat.in_conversation()
     client.interrupt()
     peer.expect("C-9", "QUIT after Ctrl-C", Quit())
-    expect_status(client, 130, "C-9", "Ctrl-C")
+    ended(client, "C-9", "Ctrl-C", signal_ok=signal.SIGINT)
 
 
-@case("C-REFUSED-1", reqs="C-3 X-1", title="a refused connection is one line and exit 3", needs=("C-PROMPT-1",))
-def case_refused(start_client, opts) -> None:
+@case("C-REFUSED-1", reqs="C-3", title="a refused connection is reported, and the client ends non-zero")
+def case_refused(chat: Chat, opts: Any) -> None:
+    client = chat.start(free_port(opts.host))
+    chat.ask_handle(client)
+    mark = client.here()
+    client.type("Chris")
+    ended(client, "C-3", "a refused connection", nonzero=True)
+    reported(client, mark, "C-3", "the refused connection", typed=True)
+
+
+@case("C-TEXT-7", reqs="C-3", title="a refused connection gets 'chatclient: cannot connect to HOST port PORT: REASON'",
+      kind=TEXT)
+def case_refused_text(chat: Chat, opts: Any) -> None:
     port = free_port(opts.host)
-    client = start_client(port)
-    client.expect_text(HANDLE_PROMPT, "C-2", "the handle prompt")
+    client = chat.start(port)
+    chat.ask_handle(client)
     client.type("Chris")
     client.expect_re(rf"chatclient: cannot connect to \S+ port {port}: [^\r\n]+\r\n", "C-3",
                      "the one-line connection failure")
+
+
+@case("C-EXIT-2", reqs="C-3 X-1", title="a refused connection exits 3", kind=TEXT)
+def case_refused_status(chat: Chat, opts: Any) -> None:
+    client = chat.start(free_port(opts.host))
+    chat.ask_handle(client)
+    client.type("Chris")
     expect_status(client, 3, "C-3", "a refused connection")
 
 
 # --- errors ---------------------------------------------------------------------------------
 
 
-@case("C-ERR-1", reqs="C-12 W-6 S-13", title="an ERROR from the server is one sanitised line and exit 4",
-      needs=("C-HELLO-1",))
-@pytest.mark.parametrize("code", [1, 2, 3, 4, 5, 77])
-def case_error_received(start_client, scripted_server, code: int) -> None:
-    client, peer = connected(start_client, scripted_server)
+def send_error(peer: WirePeer, code: int) -> str:
+    """ERROR `code` with a reason (an escape in it but for BUSY); the reason as it must be shown."""
     reason = "busy" if code == 1 else "why\x1b[2J"
     peer.send_raw(bytes([0x45, 0, 1 + len(reason), code]) + reason.encode())
-    shown = reason.replace("\x1b", "?")
+    return reason.replace("\x1b", "?")
+
+
+@case("C-ERR-1", reqs="C-12 W-6 S-13",
+      title="an ERROR from the server is reported with its reason, sanitised, and the client ends non-zero",
+      needs=("C-HELLO-1",))
+@pytest.mark.parametrize("code", ERROR_CODES)
+def case_error_received(chat: Chat, code: int) -> None:
+    client, peer = chat.connected()
+    mark = client.here()
+    reason = send_error(peer, code)
+    ended(client, "C-12", "the server's ERROR", nonzero=True)
+    lines = reported(client, mark, "C-12", "the server's ERROR")
+    words = reason.split("?")[0]  # 'busy', or 'why' before the escape
+    if not any(words in line for line in lines):
+        raise CaseFailure("C-12 W-6", "the server's reason on the client's screen", [f"a line with {words!r}"],
+                          repr(lines))
+    no_raw_control(client, "C-12 S-13")
+
+
+@case("C-TEXT-8", reqs="C-12 S-13", title="an ERROR from the server gets 'chatclient: server sent ERROR C NAME "
+      "(DESCRIPTION): REASON'", kind=TEXT, needs=("C-HELLO-1",))
+@pytest.mark.parametrize("code", ERROR_CODES)
+def case_error_received_text(chat: Chat, code: int) -> None:
+    client, peer = chat.connected()
+    shown = send_error(peer, code)
     description = DESCRIPTIONS.get(code, "unknown error code")
     client.expect_line(f"chatclient: server sent ERROR {code} {error_name(code)} ({description}): {shown}",
                        "C-12 S-13", "the one-line report of the server's ERROR")
-    expect_status(client, 4, "C-12", "the server's ERROR")
-    if raw := client.raw_control_in_output():
-        raise CaseFailure("C-12 S-13", "a raw control character reached the client's screen", ["none"], raw)
 
 
 @case("C-ERR-2", reqs="E-2 E-3 C-13 W-3 W-4 T-1 T-4",
-      title="each invalid non-MESSAGE frame of the vectors, in place of HELLO, gets its ERROR code, exit 5",
-      needs=("C-HELLO-2",))
+      title="each invalid non-MESSAGE frame of the vectors, in place of HELLO, gets its ERROR code",
+      needs=("C-HELLO-1",))
 @pytest.mark.parametrize(("vector", "delivery"), invalid_vector_cases(lambda v: v.data[0] != FrameType.MESSAGE))
-def case_invalid_frame(start_client, scripted_server, vector: vectors.Vector, delivery: str) -> None:
-    client, peer = connected(start_client, scripted_server)  # in place of the server's HELLO
+def case_invalid_frame(chat: Chat, vector: vectors.Vector, delivery: str) -> None:
+    client, peer = chat.connected()  # in place of the server's HELLO
     reject(client, peer, vector, delivery)
 
 
 @case("C-ERR-4", reqs="E-2 E-3 C-13 W-3 W-4 T-3 T-4",
-      title="each invalid MESSAGE of the vectors, in the server's turn, gets its ERROR code, exit 5",
+      title="each invalid MESSAGE of the vectors, in the server's turn, gets its ERROR code",
       needs=("C-MSG-1",))
 @pytest.mark.parametrize(("vector", "delivery"), invalid_vector_cases(lambda v: v.data[0] == FrameType.MESSAGE))
-def case_invalid_message(start_client, scripted_server, vector: vectors.Vector, delivery: str) -> None:
-    client, peer = waiting(start_client, scripted_server)
+def case_invalid_message(chat: Chat, vector: vectors.Vector, delivery: str) -> None:
+    client, peer = chat.waiting()
     reject(client, peer, vector, delivery)
 
 
 def reject(client: Program, peer: WirePeer, vector: vectors.Vector, delivery: str) -> None:
-    """Send an invalid frame of the vectors; the client must answer with its ERROR and exit 5."""
+    """Send an invalid frame of the vectors: the client answers with its ERROR and ends non-zero."""
     send_invalid(peer, vector, delivery)
-    error = peer.expect_error("E-2 E-3", f"the answer to frame {vector.name}", ErrorCode[vector.error])
-    client.expect_line(f"chatclient: protocol error: sent ERROR {error.code} {vector.error} ({error.reason})",
+    peer.expect_error("E-2 E-3", f"the answer to frame {vector.name}", ErrorCode[vector.error])
+    ended(client, "C-13", "sending ERROR", nonzero=True)
+    no_raw_control(client, "E-2")
+
+
+@case("C-TEXT-9", reqs="C-13", title="a frame it refuses gets 'chatclient: protocol error: sent ERROR C NAME (REASON)'",
+      kind=TEXT, needs=("C-HELLO-1",))
+def case_protocol_error_text(chat: Chat) -> None:
+    client, peer = chat.connected()
+    peer.send_raw(UNKNOWN_TYPE)
+    error = peer.expect_error("E-2 E-3", "the answer to an unknown frame type", ErrorCode.MALFORMED)
+    client.expect_line(f"chatclient: protocol error: sent ERROR {error.code} MALFORMED ({error.reason})",
                        "C-13", "the one-line report of the ERROR sent")
-    expect_status(client, 5, "C-13", "sending ERROR")
-    if raw := client.raw_control_in_output():
-        raise CaseFailure("E-2", "a raw control character reached the client's screen", ["none"], raw)
 
 
-@case("C-ERR-3", reqs="E-1 E-3 F-2 C-13", title="frames out of order are UNEXPECTED", needs=("C-HELLO-2",))
+@case("C-ERR-3", reqs="E-1 E-3 F-2 C-13", title="frames out of order are UNEXPECTED", needs=("C-HELLO-1",))
 @pytest.mark.parametrize("order", ["message-before-hello", "quit-before-hello", "second-hello", "message-out-of-turn"])
-def case_out_of_order(start_client, scripted_server, order: str) -> None:
-    client, peer = connected(start_client, scripted_server)
+def case_out_of_order(chat: Chat, order: str) -> None:
+    client, peer = chat.connected()
     frames = {
         "message-before-hello": [Message("hello")],
         "quit-before-hello": [Quit()],
@@ -331,20 +596,160 @@ def case_out_of_order(start_client, scripted_server, order: str) -> None:
     }[order]
     peer.send_raw(b"".join(map(encode, frames)))
     peer.expect_error("E-1 E-3 F-2", f"the answer to {order.replace('-', ' ')}", ErrorCode.UNEXPECTED)
-    expect_status(client, 5, "C-13", "sending ERROR")
+    ended(client, "C-13", "sending ERROR", nonzero=True)
 
 
-@case("C-TIMEOUT-1", reqs="C-4", title="no HELLO from the server within the timeout gets ERROR TIMEOUT, exit 5",
-      needs=("C-HELLO-1",))
-def case_hello_timeout(start_client, scripted_server, ctx) -> None:
-    client, peer = connected(start_client, scripted_server)
-    opts = scripted_server.opts
-    soon = opts.handshake_timeout * opts.timeout_scale + opts.step
-    event = peer.next_event("C-4", "ERROR TIMEOUT", timeout=soon)
-    if event is None:  # it does not honour CHAT_HELLO_TIMEOUT: the SHOULD of C-4; wait for the 10 s
-        ctx.warn("C-4", f"CHAT_HELLO_TIMEOUT={opts.handshake_timeout:g} was not honoured")
-        event = peer.next_event("C-4", "ERROR TIMEOUT", timeout=10 * opts.timeout_scale)
-    if not isinstance(event, Error) or event.code != ErrorCode.TIMEOUT:
+# --- exit statuses ----------------------------------------------------------------------------
+
+EXITS = {  # how the conversation ends -> (the status X-1 gives, the requirements)
+    "quit": (0, "C-8"), "closed": (0, "C-11"), "ctrl-c": (130, "C-9"), "error": (4, "C-12"),
+    "protocol": (5, "C-13"), "timeout": (5, "C-4"), "lost": (6, "C-14"),
+}
+
+
+@case("C-EXIT-1", reqs="X-1 C-4 C-8 C-9 C-11 C-12 C-13 C-14",
+      title="the exit status: 0 after \\quit or the server's QUIT, 130 after Ctrl-C, 4 after an ERROR received, "
+      "5 after one sent, 6 after a lost connection", kind=TEXT, needs=("C-HELLO-1",))
+@pytest.mark.parametrize("end", list(EXITS))
+def case_exit_status(chat: Chat, hello_timeout_probe: HelloTimeoutProbe | None, ctx: Any, end: str) -> None:
+    status, reqs = EXITS[end]
+    if end == "timeout":
+        assert hello_timeout_probe is not None
+        probe = hello_timeout_probe.result(ctx)
+        if probe.status != status:
+            got = "no end" if probe.status is None else str(probe.status)
+            raise CaseFailure(f"{reqs} X-1", "the client's exit status after its ERROR TIMEOUT", [str(status)], got)
+        return
+    if end in ("error", "protocol"):
+        client, peer = chat.connected()
+        peer.send_raw(UNKNOWN_TYPE if end == "protocol" else encode(Error(ErrorCode.BUSY, "busy")))
+    else:
+        client, peer = chat.in_conversation()
+        if end == "quit":
+            client.type("\\quit")
+        elif end == "closed":
+            peer.send(Quit())
+        elif end == "ctrl-c":
+            client.interrupt()
+        else:
+            peer.close()
+    if end in ("quit", "ctrl-c", "protocol"):
+        # Its QUIT or ERROR, unjudged (the behaviour cases judge it): read, it ends our side of the
+        # stream, so that the client's close (W-7) need not wait for its drain to time out.
+        peer.next_event(reqs, "the client's last frame")
+    expect_status(client, status, reqs, end)
+
+
+# --- the handshake timeout, run beside the other cases ------------------------------------------
+
+
+PROBE_CASES = {"C-TIMEOUT-1", "C-EXIT-1[timeout]"}
+
+
+class HelloTimeoutProbe:
+    """C-4: a client whose server never says HELLO. It is started with the run and watched by a
+    thread, so that a client that ignores CHAT_HELLO_TIMEOUT (a SHOULD) spends its 10 s while the
+    other cases run; C-TIMEOUT-1 and C-EXIT-1[timeout] judge what it did."""
+
+    def __init__(self, opts: Any, mode_check: Any) -> None:
+        self.opts = opts
+        self.mode_check = mode_check
+        family = socket.AF_INET6 if ":" in opts.host else socket.AF_INET
+        self.sock = socket.create_server(("::1" if opts.host == "::1" else "127.0.0.1", 0), family=family)
+        argv = substitute(opts.command, host=opts.host, port=self.sock.getsockname()[1],
+                          handshake_timeout=opts.handshake_timeout)
+        self.client = Program("client", argv, opts.step, env={"CHAT_HELLO_TIMEOUT": str(opts.handshake_timeout)})
+        self.peer: WirePeer | None = None
+        self.cancelled = threading.Event()
+        self.failure: BaseException | None = None
+        self.event: Event | None = None  # the client's answer to the silence
+        self.waited = 0.0  # seconds from its HELLO to that answer
+        self.status: int | None = None  # its exit status after the answer
+        self.thread = threading.Thread(target=self._run, name="hello-timeout-probe", daemon=True)
+        self.thread.start()
+
+    def _idle(self) -> bool:
+        return self.cancelled.is_set() or self.client.idle()
+
+    def _accept(self) -> WirePeer:
+        deadline = time.monotonic() + self.opts.step
+        what = "the client connects after its handle"
+        while not select.select([self.sock], [], [], SLICE)[0]:
+            if self._idle():
+                got = f"none: the client {self.client.idle_description()}"
+            elif not self.client.alive():
+                got = f"none: the client {self.client.exit_description()}"
+            elif time.monotonic() >= deadline:
+                got = f"none within {self.opts.step:g} s"
+            else:
+                continue
+            raise CaseFailure("C-3 C-4", what, ["a connection"], got)
+        sock, _ = self.sock.accept()
+        peer = WirePeer(sock, Role.SERVER, self.opts.step, self.opts.quiet_period)
+        peer.idle = self._idle
+        self.mode_check.arm(peer, self.client)
+        return peer
+
+    def _run(self) -> None:
+        try:
+            self.client.wait_for_user("C-2", "the client asks its user for a handle")
+            self.client.type("Chris")
+            self.peer = self._accept()
+            self.peer.expect("C-4 F-1", "the client's HELLO 'Chris'", Hello("Chris"))
+            started = time.monotonic()
+            self.event = self.peer.next_event("C-4", "ERROR TIMEOUT", timeout=10 * self.opts.timeout_scale
+                                              + self.opts.step)
+            self.waited = time.monotonic() - started
+            if isinstance(self.event, Error) and not self.cancelled.is_set():
+                self.status = self.client.wait_exit("C-4", "sending ERROR TIMEOUT")
+        except BaseException as exc:  # judged by the cases, in the main thread
+            self.failure = exc
+
+    def result(self, ctx: Any) -> HelloTimeoutProbe:
+        """Once the probe has finished (a client's own 10 s at most); its failure raised here."""
+        ctx.watch(self.client)
+        self.thread.join(10 * self.opts.timeout_scale + 3 * self.opts.step)
+        if self.thread.is_alive():
+            raise CaseFailure("C-4", "the client's answer to a server that never says HELLO", ["an answer"],
+                              "the client is still busy")
+        if self.failure is not None:
+            raise self.failure
+        return self
+
+    def stop(self) -> None:
+        self.cancelled.set()
+        self.thread.join(2 * self.opts.step)
+        if self.peer is not None:
+            self.peer.finish()
+        self.sock.close()
+        self.client.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hello_timeout_probe(request: pytest.FixtureRequest, opts: Any,
+                        mode_check: Any) -> Iterator[HelloTimeoutProbe | None]:
+    """Started with the first case when a selected case uses it."""
+    if not any(id_of(item) in PROBE_CASES for item in request.session.items):
+        yield None
+        return
+    probe = HelloTimeoutProbe(opts, mode_check)
+    yield probe
+    probe.stop()
+
+
+@case("C-TIMEOUT-1", reqs="C-4", title="no HELLO from the server within the timeout gets ERROR TIMEOUT, and the "
+      "client ends non-zero", needs=("C-HELLO-1",))
+def case_hello_timeout(hello_timeout_probe: HelloTimeoutProbe | None, ctx: Any, opts: Any) -> None:
+    assert hello_timeout_probe is not None
+    probe = hello_timeout_probe.result(ctx)
+    if not isinstance(probe.event, Error) or probe.event.code != ErrorCode.TIMEOUT:
         raise CaseFailure("C-4", "the client's answer to a server that never says HELLO",
-                          ["ERROR 5 TIMEOUT"], describe(event))
-    expect_status(client, 5, "C-4 C-13", "sending ERROR TIMEOUT")
+                          ["ERROR 5 TIMEOUT"], describe(probe.event))
+    if probe.waited > opts.handshake_timeout * opts.timeout_scale + opts.step:
+        ctx.warn("C-4", f"CHAT_HELLO_TIMEOUT={opts.handshake_timeout:g} was not honoured "
+                        f"(ERROR TIMEOUT after {probe.waited:.1f} s)")
+    if probe.status is None or probe.status <= 0:
+        shown = "no end" if probe.status is None else (
+            f"killed by {signal.Signals(-probe.status).name}" if probe.status < 0 else "0")
+        raise CaseFailure("C-4 C-13 X-1", "the client's end after its ERROR TIMEOUT",
+                          ["a non-zero status: it ends with an error"], shown)

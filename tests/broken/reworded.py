@@ -53,7 +53,67 @@ EDITS: dict[Target, dict[str, tuple[tuple[str, str], ...]]] = {
             ('NOT_UTF8: Final = "is not valid UTF-8"', 'NOT_UTF8: Final = "is not UTF-8"'),
         ),
     },
-    "client": {},  # filled by the client work: chatclient.c (and chatwire.c for the T-5 phrases)
+    "client": {
+        "chatclient.c": (
+            # X-1: every status its own (0 -> 10, 3 -> 13, ..., 128 + N -> 100 + N)
+            ("enum { EXIT_USAGE = 2, EXIT_CONNECT = 3, EXIT_THEIR_ERROR = 4, EXIT_OUR_ERROR = 5,\n"
+             "       EXIT_LOST = 6 };",
+             "enum { EXIT_USAGE = 12, EXIT_CONNECT = 13, EXIT_THEIR_ERROR = 14, EXIT_OUR_ERROR = 15,\n"
+             "       EXIT_LOST = 16, EXIT_DONE = 10 };"),
+            ("            exit(128 + interrupted); /* nothing sent",
+             "            exit(100 + interrupted); /* nothing sent"),
+            ("        exit(128 + interrupted);\n", "        exit(100 + interrupted);\n"),
+            ("    leave(128 + interrupted, 0);\n", "    leave(100 + interrupted, 0);\n"),
+            ("    close(sock);\n    exit(EXIT_SUCCESS);\n", "    close(sock);\n    exit(EXIT_DONE);\n"),
+            ("    if (is_quit(s, n))\n        leave(EXIT_SUCCESS, 1);\n",
+             "    if (is_quit(s, n))\n        leave(EXIT_DONE, 1);\n"),
+            ("    fflush(stdout);\n    leave(EXIT_SUCCESS, 1);\n", "    fflush(stdout);\n    leave(EXIT_DONE, 1);\n"),
+            # C-2, C-5, C-6: the prompts and the shown form
+            ('        outs("Enter client handle (length 10 or less): ");\n', '        outs("Your handle? ");\n'),
+            ('        out(handle, handle_len);\n        outs("> ");\n',
+             '        out(handle, handle_len);\n        outs(": ");\n'),
+            ('    out(peer, peer_len);\n    outs("> ");\n',
+             '    outs("[");\n    out(peer, peer_len);\n    outs("] ");\n'),
+            # C-2, C-7: the refusals
+            ('        outs("Invalid handle: it ");\n        outs(problem);\n        outs(".\\n");\n',
+             '        outs("That handle ");\n        outs(problem);\n        outs("; try another.\\n");\n'),
+            ('        outs("Message not sent: it ");\n        outs(problem);\n        outs(".\\n");\n',
+             '        outs("(not sent: the line ");\n        outs(problem);\n        outs(")\\n");\n'),
+            ('"Not your turn; the line was not sent.\\n"', '"Wait for HostA to answer first.\\n"'),
+            ('errline("chatclient: invalid handle: it %s", problem);', 'errline("bad handle: %s", problem);'),
+            # C-11, C-14, C-3, C-12, C-13: how a conversation ends
+            ('    outs("The server has closed the connection...\\n");\n',
+             '    out(peer, peer_len);\n    outs(" has quit.\\n");\n'),
+            ('errline("chatclient: the connection to the server was lost");', 'errline("Connection lost.");'),
+            ('errline("chatclient: cannot resolve %s: %s", host,', 'errline("No such host %s (%s)", host,'),
+            ('errline("chatclient: cannot connect to %s port %s: %s", host, port, strerror(err));',
+             'errline("Could not reach %s:%s (%s)", host, port, strerror(err));'),
+            ('    errline("chatclient: server sent ERROR %u %s (%s): %s", code, wire_code_name(code),\n'
+             '            code >= WIRE_BUSY && code <= WIRE_TIMEOUT ? what[code] : "unknown error code",\n'
+             '            reason);\n',
+             '    errline("Server refused: %s (code %u: \'%s\', %s)", wire_code_name(code), code, reason,\n'
+             '            code >= WIRE_BUSY && code <= WIRE_TIMEOUT ? what[code] : "unknown error code");\n'),
+            ('errline("chatclient: protocol error: sent ERROR %u %s (%s)", code, wire_code_name(code),',
+             'errline("The server broke the protocol; told it ERROR %u %s (%s)", code, wire_code_name(code),'),
+            ('fputs("usage: chatclient HOST PORT\\n", stderr);',
+             'fputs("Usage: chatclient <host> <port>\\n", stderr);'),
+            # T-5, for a line too long to keep
+            ('? "is not valid UTF-8"', '? "isn\'t UTF-8"'),
+            ('? "is longer than 10 characters"', '? "has more than 10 characters"'),
+            (': "is longer than 500 characters"', ': "has more than 500 characters"'),
+        ),
+        "chatwire.c": (  # T-5: the phrases
+            ('return "is not valid UTF-8";', 'return "isn\'t UTF-8";'),
+            ('return "is empty";', 'return "has nothing in it";'),
+            ('"is longer than 10 characters"', '"has more than 10 characters"'),
+            ('"is longer than 500 characters"', '"has more than 500 characters"'),
+            ('return "contains control characters";', 'return "has control characters";'),
+            ('return "contains invisible characters";', 'return "has invisible characters";'),
+            ('return "contains whitespace";', 'return "has a space";'),
+            ('return "contains \'>\'";', 'return "has a \'>\'";'),
+            ('return "contains direction overrides";', 'return "has direction overrides";'),
+        ),
+    },
 }
 
 
