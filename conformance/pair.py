@@ -165,6 +165,8 @@ class PairRun:
                 # It waits for its operator before listening: that is the handle question.
                 self.answer_server("before it listened")
                 continue
+            if time.monotonic() < deadline:  # still starting (a wrapper such as a pyenv shim waits on pipes)
+                continue
             raise CaseFailure("A-7", f"the server did not listen on port {self.port} within {self.opts.step:g} s"
                               + (f" after it was given the handle {SERVER_HANDLE!r}"
                                  if self.server_question is not None else ""),
@@ -210,10 +212,13 @@ class PairRun:
         client = Side(role, program, handle, relay)
         client.server_mark = self.server.mark()
         self.clients.append(client)
+        deadline = time.monotonic() + self.opts.step
         while True:
             rest = self.started(client, "A-1", "before asking for a handle")
             if rest.kind(role) == "user":
                 break
+            if rest.kind(role) == "blocked" and not program.transcript and time.monotonic() < deadline:
+                continue  # still starting: a wrapper (a pyenv shim) waits on its pipes, nothing shown yet
             if not self.server_asks(rest, client):
                 raise CaseFailure("A-1", f"the {role} did not wait for its user to type a handle",
                                   ["a question, then the client waits for its user"],
