@@ -320,3 +320,20 @@ def test_a_plain_text_client_fails_once_with_the_pair_command_and_the_rest_is_sk
     assert {c["kind"] for c in cases[:at] if c["verdict"] != "PASS"} <= {"text"}, result.stdout
     assert {c["verdict"] for c in cases[at + 1:]} == {"SKIP"}
     assert all("speaks plain text" in " ".join(c["details"]) for c in cases[at + 1:])
+
+
+def test_a_plain_text_server_fails_once_with_the_pair_command_and_the_run_ends_soon(tmp_path: Path) -> None:
+    """tests/pairs' server asks its operator a handle (answered), then sends plain lines: the first
+    case that connects names pair mode, every later case is SKIPped (or BLOCKED behind that FAIL),
+    and the run, its own-clock servers for S-TIMEOUT-1 included, ends within 10 s."""
+    server = ["python3", "tests/pairs/plain_server.py", "{port}"]
+    started = time.monotonic()
+    result = conformance("server", "--json", str(tmp_path / "r.json"), "--", *server, timeout=120)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.stdout
+    cases = json.loads((tmp_path / "r.json").read_text())["cases"]
+    hint = 'pair --server "python3 tests/pairs/plain_server.py {port}" --client "YOUR-CLIENT {host} {port}"'
+    found = [i for i, c in enumerate(cases) if c["verdict"] == "FAIL" and hint in " ".join(c["details"])]
+    assert [cases[i]["id"] for i in found] == ["S-HELLO-1[whole]"], result.stdout
+    assert {c["verdict"] for c in cases[found[0] + 1:]} <= {"SKIP", "BLOCKED"}, result.stdout
+    assert elapsed < 10, f"{elapsed:.1f} s"
