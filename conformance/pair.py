@@ -40,7 +40,7 @@ from conformance.plugin import Options
 from conformance.procstate import TreeState, descendants, tree_state
 from conformance.programs import Program, free_port, listening, substitute
 from conformance.relay import C2S, S2C, Relay
-from conformance.screen import Form, handle_from_prompt, handle_piece, short, visible
+from conformance.screen import Display, Form, handle_from_prompt, handle_piece, short, visible
 
 __all__ = ["C2S", "S2C", "SERVER_HANDLE", "Form", "PairRun", "Relay", "Side", "handle_from_prompt", "short",
            "vanish"]
@@ -138,9 +138,8 @@ class PairRun:
         self.server_question: str | None = None  # what the server asked for its handle, if it asked
         self.server_asked = ""  # when: "before it listened", "after it listened"
         self.client_question: str | None = None  # the client's handle prompt
-        self.form: Form | None = None  # how the pair shows a handle, from the first client's prompt
+        self.display = Display()  # how the pair shows handles and messages, as learnt
         self.server_prompt: str | None = None  # the server's prompt, last time it was its turn
-        self.prefixes: dict[str, str] = {}  # role -> the text shown before its messages, once seen
 
     # -- starting
 
@@ -326,8 +325,12 @@ class PairRun:
 
     def learn_form(self, client: Side) -> None:
         """The pair's form, from the first client's prompt the first time it waits for its user."""
-        if self.form is None and client is self.clients[0] and client.handle:
-            self.form = Form.learn(client.last_line, client.handle)
+        if self.display.form is None and client is self.clients[0] and client.handle:
+            self.display.form = Form.learn(client.last_line, client.handle)
+
+    @property
+    def form(self) -> Form | None:
+        return self.display.form
 
     @property
     def auto_message(self) -> str | None:
@@ -375,49 +378,12 @@ class PairRun:
         learnt = self.form.handle_in(self.server_prompt) if self.form and self.server_prompt else None
         return learnt or (SERVER_HANDLE if self.server_question is not None else None)
 
-    def prefix(self, sender: Side) -> str | None:
-        """What the pair shows before a message from `sender`: seen before, or its handle in the form."""
-        handle = self.server_handle if sender is self.server else sender.handle
-        if sender.role in self.prefixes:
-            return self.prefixes[sender.role]
-        return self.form.show(handle) if self.form and self.form.handled and handle else None
-
     def expect_message(self, lines: list[str], sender: Side, text: str, reqs: str, what: str,
                        left: str | None = None) -> str:
-        """`text` from `sender` among the receiver's new `lines` exactly once, as one whole line,
-        after the sender's handle in the pair's form; the line. The first message from each side
-        may show another prefix (learnt then: a pair may show messages otherwise than its prompts),
-        with the sender's handle in it if the pair's prompts show handles. With `left` (the
-        receiver's own prompt), also after that prompt: a program that read a line typed ahead
-        leaves its prompt alone on the line, since the terminal echoed the line earlier."""
-        receiver = "server" if sender is not self.server else "client"
-        prefix = self.prefix(sender)
-
-        def hits(start: str) -> list[str]:
-            return [line for line in lines if line == start + text or (left and line == left + start + text)]
-
-        if sender.role not in self.prefixes and (prefix is None or not hits(prefix)):
-            prefix = self.learn_prefix(lines, sender, text, left) or prefix
-        found = hits(prefix) if prefix is not None else []
-        if len(found) == 1:
-            self.prefixes[sender.role] = prefix or ""
-            return found[0]
-        if found:
-            got = f"shown {len(found)} times"
-        elif not lines:
-            got = "no new line at all"
-        else:
-            got = f"{len(lines)} new line(s): " + ", ".join(short(line, 70) for line in lines[-6:])
-        expected = short(prefix + text) if prefix is not None else f"{short(text)} after the {sender.role}'s handle"
-        raise CaseFailure(reqs, f"the {receiver} shows {what} once, as one line", [expected], got)
-
-    def learn_prefix(self, lines: list[str], sender: Side, text: str, left: str | None) -> str | None:
-        """The one text shown before `text` at the end of a line (its prompt left aside), if one."""
+        """`text` from `sender` shown once, as one whole line, in the pair's form (Display.expect)."""
         handle = self.server_handle if sender is self.server else sender.handle
-        starts = {line[: -len(text)].removeprefix(left or "\0") for line in lines if line.endswith(text)}
-        starts = {s for s in starts if len(s) <= 60 and not (self.form and self.form.handled and handle
-                                                            and handle not in s)}
-        return starts.pop() if len(starts) == 1 else None
+        receiver = "client" if sender is self.server else "server"
+        return self.display.expect(lines, sender.role, handle, text, reqs, f"the {receiver} shows {what}", left)
 
     def relay_problems(self) -> str:
         """What went wrong in the relays (cannot reach the server), for a failure message."""

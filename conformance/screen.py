@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from conformance.checks import CaseFailure
 
 ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 
@@ -55,6 +57,59 @@ class Form:
 
     def __str__(self) -> str:
         return repr(self.show("HANDLE")) if self.handled else f"{self.before!r} (no handle)"
+
+
+@dataclass
+class Display:
+    """How a pair shows handles and messages, as learnt: its form (from the first client's prompt),
+    and the text shown before each side's messages once a message of that side was judged."""
+
+    form: Form | None = None
+    prefixes: dict[str, str] = field(default_factory=dict)  # sender's role -> text before its messages
+
+    def prefix(self, role: str, handle: str | None) -> str | None:
+        """What comes before a message from `role` (its handle `handle`): seen before, or the form's."""
+        if role in self.prefixes:
+            return self.prefixes[role]
+        return self.form.show(handle) if self.form and self.form.handled and handle else None
+
+    def expect(self, lines: list[str], role: str, handle: str | None, text: str, reqs: str, what: str,
+               left: str | None = None) -> str:
+        """`text` from `role` among the receiver's new `lines` exactly once, as one whole line,
+        after the sender's handle in the pair's form; the line, else CaseFailure ("{what} once, as
+        one line"). The first message from each side may show another prefix (learnt then: a pair
+        may show messages otherwise than its prompts), with the handle in it if the pair's prompts
+        show handles. With `left` (the receiver's own prompt), also after that prompt: a program
+        that read a line typed ahead leaves its prompt alone on the line, since the terminal
+        echoed the line earlier."""
+        prefix = self.prefix(role, handle)
+
+        def hits(start: str) -> list[str]:
+            return [line for line in lines if line == start + text or (left and line == left + start + text)]
+
+        if role not in self.prefixes and (prefix is None or not hits(prefix)):
+            prefix = self.learn_prefix(lines, handle, text, left) or prefix
+        found = hits(prefix) if prefix is not None else []
+        if len(found) == 1:
+            self.prefixes[role] = prefix or ""
+            return found[0]
+        if found:
+            got = f"shown {len(found)} times"
+        elif not lines:
+            got = "no new line at all"
+        else:
+            got = f"{len(lines)} new line(s): " + ", ".join(short(line, 70) for line in lines[-6:])
+        expected = short(prefix + text) if prefix is not None else f"{short(text)} after the {role}'s handle"
+        raise CaseFailure(reqs, f"{what} once, as one line", [expected], got)
+
+    def learn_prefix(self, lines: list[str], handle: str | None, text: str, left: str | None) -> str | None:
+        """The one text shown before `text` at the end of a line (a prompt `left` aside), if there
+        is one: with the handle in it, where the pair's prompts show handles."""
+        starts = {line[: -len(text)] for line in lines if line.endswith(text)}
+        starts = {s.removeprefix(left) for s in starts} if left else starts
+        needs_handle = self.form is not None and self.form.handled and handle
+        starts = {s for s in starts if len(s) <= 60 and not (needs_handle and handle not in s)}
+        return starts.pop() if len(starts) == 1 else None
 
 
 def handle_piece(line: str, handle: str) -> str | None:
