@@ -23,7 +23,10 @@ from typing import Any
 
 import pytest
 
-from conformance.checks import unknown_requirements
+from conformance.checks import CaseFailure, unknown_requirements
+from conformance.cuts import Stream, Typed, handle_read, message_read
+from conformance.relay import C2S
+from conformance.screen import Display, Form
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = shlex.quote(sys.executable)
@@ -131,7 +134,8 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     if not (ROOT / "chatclient").exists():
         pytest.fail(f"{ROOT / 'chatclient'} is missing: run ./compileall")
     wanted = sorted({item.callspec.params["name"] for item in request.session.items  # type: ignore[attr-defined]
-                     if item.module is request.module and hasattr(item, "callspec")})  # type: ignore[attr-defined]
+                     if item.module is request.module  # type: ignore[attr-defined]
+                     and "name" in getattr(getattr(item, "callspec", None), "params", {})})
     out = tmp_path_factory.mktemp("pair-reports")
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         yield {name: pool.submit(run_pair, PAIRS[name], out / f"{name}.json") for name in wanted}
@@ -167,3 +171,51 @@ def test_list_pair() -> None:
     for case_id, words in listed.items():
         reqs = [w for w in words if len(w) <= 4 and w[:1].isupper() and w[1:2] == "-"]
         assert reqs and not unknown_requirements(reqs), f"{case_id}: {words}"
+
+
+# --- what pair mode learns from screens, and how it explains a cut (no programs run) -------------
+
+
+@pytest.mark.parametrize(("prompt", "server_prompt", "server_handle"), [
+    ("Chris> ", "Server> ", "Server"), ("Chris>", "hostA>", "hostA"), ("Chris: ", "chatServe: ", "chatServe"),
+    ("[Chris] ", "[Server] ", "Server"), ("Chris >  ", "chatServe >  ", "chatServe"), ("> ", "> ", None),
+])
+def test_form(prompt: str, server_prompt: str, server_handle: str | None) -> None:
+    form = Form.learn(prompt, "Chris")
+    assert form.show("Chris") == prompt if form.handled else form.before == prompt
+    assert form.handle_in(server_prompt) == server_handle
+
+
+def test_display_learns_a_message_prefix_once() -> None:
+    """Messages may show otherwise than prompts ('Chris: hi' beside the prompt 'Chris> '): learnt
+    from the first message, with the handle in it; a cut handle is not learnt."""
+    display = Display(Form.learn("Chris> ", "Chris"))
+    with pytest.raises(CaseFailure):
+        display.expect(["C: hi"], "client", "Chris", "hi", "A-2", "the server shows it")
+    assert display.expect(["Chris joined.", "Chris: hi"], "client", "Chris", "hi", "A-2", "x") == "Chris: hi"
+    with pytest.raises(CaseFailure) as failure:
+        display.expect(["Chris: again", "Chris: again"], "client", "Chris", "again", "A-2", "the server shows it")
+    assert failure.value.got == "shown 2 times"
+
+
+def stream(data: bytes, ends: list[int], typed: list[Typed], after: list[str], screen: tuple[str, ...] = ()) -> Stream:
+    return Stream("client", "server", "Chris", "one byte at a time", data, ends, typed, list(screen), after)
+
+
+def test_cuts() -> None:
+    """Each broken read named, with the segments around it."""
+    bytewise = list(range(1, 31))
+    wire = b"Chris\nhello there\n<END>"  # 6 bytes of handshake, then a message typed at offset 6
+    typed = [Typed(C2S, "hello there", 6, 0)]
+    assert handle_read(stream(wire, bytewise, typed, [], ("C joined.",))) == (
+        "the server's read of the client's handle broke: it showed 'C joined.' (the handle 'Chris' cut to 'C') "
+        "after the relay delivered the handshake one byte at a time: 'C' | 'h' | 'r' | 'i' | 's' | '\\n' "
+        "(bytes 0 to 5, 6 segment(s)); it takes one read for the whole handle")
+    assert "as 2 line(s) ('Chris> hel', 'Chris> lo there')" in (message_read(stream(
+        wire, bytewise, typed, ["Chris> hel", "Chris> lo there"])) or "")
+    assert "never found the end of the message: it showed nothing after the relay delivered it one byte at a " \
+           "time, ending 'e' | 'r' | 'e' | '\\n' | '<' | 'E' | 'N'" in (message_read(stream(wire, bytewise, typed, []))
+                                                                    or "")
+    joined = message_read(stream(wire, [18, 23], typed, ["Chris\nhello there joined."]))
+    assert joined is not None and "took the next message too" in joined and "'Chris\\nhello there\\n'" in joined
+    assert message_read(stream(wire, bytewise, typed, ["Chris> hello there"])) is None
