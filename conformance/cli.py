@@ -12,6 +12,7 @@ from typing import NoReturn
 import pytest
 
 from conformance import batch, sandbox
+from conformance import profile as course
 from conformance.options import RunOptions
 from conformance.plugin import ConformancePlugin, Options
 from conformance.programs import Policy
@@ -27,6 +28,8 @@ EPILOG = """examples:
   python3 -m conformance pair --server "python3 theirserve.py {port}" --client "./theirclient {host} {port}"
   python3 -m conformance list
   python3 -m conformance batch SUBMISSIONS/ --report report.html --csv results.csv
+  python3 -m conformance batch SUBMISSIONS/ --profile course.toml --csv results.csv --feedback feedback/
+  python3 -m conformance profile check course.toml
 
 In a command, {port} and {host} are replaced by the port and address the suite chose, and
 {handshake_timeout} by --handshake-timeout (so that the TIMEOUT cases need not wait 10 s).
@@ -62,6 +65,9 @@ def build_parser() -> Parser:
     sel.add_argument("--events", metavar="FILE",
                      help="write one JSON object per line to FILE as each case ends, then an \"end\" one "
                           "(FILE may be /dev/fd/N, a pipe)")
+    sel.add_argument("--profile", metavar="FILE",
+                     help="a course profile (TOML; 'default' for the one shipped): the run's points, scored on the "
+                          "cases it ran, in its JSON, its report and its last line")
     run.add_argument("--host", default="127.0.0.1", help="loopback address to use: 127.0.0.1 (default) or ::1")
     run.add_argument("--untrusted", action="store_true",
                      help="start the programs under test with limits, no privileges and a clean environment")
@@ -80,6 +86,7 @@ def build_parser() -> Parser:
     listing = modes.add_parser("list", parents=[common], help="print every case with its requirements")
     listing.add_argument("which", nargs="?", choices=sorted(MODULES), help="only this mode's cases")
     batch.add_parser(modes)
+    course.add_parser(modes)
     return parser
 
 
@@ -117,12 +124,25 @@ def parse(argv: list[str]) -> tuple[Options, argparse.Namespace]:
         events_path=Path(args.events) if args.events else None,
         brief=args.quiet,
         untrusted=args.untrusted,
+        profile=load_profile(parser, args.profile) if args.profile and args.mode != "list" else None,
     ), args
+
+
+def load_profile(parser: Parser, name: str) -> course.Profile:
+    """The course profile named on the command line; one that cannot be used is a usage error."""
+    try:
+        return course.load(name)
+    except course.ProfileError as exc:
+        for line in exc.problems:
+            print(f"conformance: --profile {name}: {line}", file=sys.stderr)
+        parser.error(f"--profile {name} cannot be used (python3 -m conformance profile check {name})")
 
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["batch"]:
         return batch.main(build_parser().parse_args(argv), argv)
+    if argv[:1] == ["profile"]:
+        return course.main(build_parser().parse_args(argv))
     opts, args = parse(argv)
     if opts.untrusted:
         Policy.untrusted = True

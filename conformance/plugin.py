@@ -25,6 +25,7 @@ from typing import IO, Any
 
 import pytest
 
+from conformance import profile as course
 from conformance import report
 from conformance.checks import CaseFailure, ProgramDied, quote
 from conformance.options import RunOptions
@@ -56,6 +57,7 @@ class Options:
     events_path: Path | None = None  # one JSON object per line as each case ends (also /dev/fd/N)
     brief: bool = False  # -q: print only the cases that did not pass
     untrusted: bool = False  # start the programs under test in the sandbox (conformance/sandbox.py)
+    profile: Any = None  # a course profile (conformance/profile.py, --profile): the run's points in its JSON
 
     @property
     def timeout(self) -> float:
@@ -381,6 +383,9 @@ class ConformancePlugin:
         for line in self.blocked_lines():
             self.write(line)
         self.write(f"{self.summary()}\n")
+        if (points := self.points()) is not None:
+            self.write(f"points: {points['score']:g} of {points['max_score']:g} (profile {points['profile']}, "
+                       f"on the cases this run ran)\n")
         self.event("end", summary=dict(self.counts()), seconds=round(time.monotonic() - self.started, 3))
         if self.events is not None:
             with contextlib.suppress(BrokenPipeError):
@@ -399,6 +404,8 @@ class ConformancePlugin:
             "summary": dict(self.counts()),
             "cases": [r.as_json(self.opts.mode) for r in self.results.values()],
         }
+        if (points := self.points()) is not None:
+            data["points"] = points
         with open(path, "w", encoding="utf-8") as out:  # also /dev/fd/N, a pipe (batch mode)
             out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
@@ -411,6 +418,8 @@ class ConformancePlugin:
             "log": "", "seconds": round(time.monotonic() - self.started, 3), "summary": dict(self.counts()),
             "results": {c["id"]: c for c in cases},
         }
+        if (points := self.points()) is not None:
+            submission["points"] = points
         return document([submission], cases, command=shlex.join(self.opts.command_line()),
                         seconds=submission["seconds"], timeout_scale=self.opts.timeout_scale)
 
@@ -421,6 +430,13 @@ class ConformancePlugin:
         if self.opts.mode == "pair":  # joined plainly: shlex would quote every '{port}'
             return f"{' '.join(self.opts.server_command)} + {' '.join(self.opts.client_command)}"
         return " ".join(self.opts.command)
+
+    def points(self) -> dict[str, Any] | None:
+        """This run's points under the course profile (--profile), scored on the cases it ran."""
+        if self.opts.profile is None:
+            return None
+        results = {r.case_id: r.as_json(self.opts.mode) for r in self.results.values()}
+        return course.score(self.opts.profile, self.opts.mode, results, course.catalogue_of(results))
 
     def failed(self) -> bool:
         return self.counts()[Verdict.FAIL] > 0
