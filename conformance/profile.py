@@ -96,9 +96,10 @@ def protocol_requirements(path: Path = PROTOCOL) -> dict[str, str]:
     return {rid: first_sentence(" ".join(words)) for rid, words in found.items()}
 
 
-def first_sentence(text: str) -> str:
-    match = re.search(r"[.:](\s|$)", text)
-    return text[: match.start() + 1] if match else text
+def first_sentence(text: str, limit: int = 200) -> str:
+    match = re.search(r"\.(\s|$)", text)
+    text = text[: match.start() + 1] if match else text
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True)
