@@ -11,13 +11,15 @@ the JSON and the HTML report.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
 import shlex
 import shutil
+import signal
+import socket
 import stat
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,12 +41,18 @@ from conformance.verdicts import Status, Verdict
 ROOT = Path(__file__).resolve().parent.parent
 VERDICTS = tuple(Verdict)  # a run's five, and FLAKY: only a batch re-runs its FAILs
 MODE_ORDER = ("server", "client", "pair")
-# Calibration: the reference's run of these cases took CALIBRATION_SECONDS (median of 5, idle) on
-# the 2-core machine the suite was written on; a slower grading machine stretches every timeout.
+# Calibration: the reference's run of these cases (the suite's own time for them, from its events:
+# neither Python's start nor pytest's collection) took CALIBRATION_SECONDS (best of 5, idle) on the
+# 2-core machine the suite was written on; a slower grading machine stretches every timeout. The
+# best of CALIBRATION_RUNS is taken (another load on the machine only adds), and the factor is one
+# of SCALE_STEPS, so that run after run on one machine gives the same factor.
 CALIBRATION_CASES = ("S-LISTEN-1", "S-HELLO-1[whole]", "S-MSG-1[whole]", "S-QUIT-1", "S-NEXT-1")
-CALIBRATION_SECONDS = 0.40
+CALIBRATION_SECONDS = 0.60
 CALIBRATION_RUNS = 3
-MAX_SCALE = 10.0
+SCALE_STEPS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0)
+SCALE_TOLERANCE = 1.25  # a measured ratio up to 25% above a step still gives that step
+CALIBRATION_CACHE = ".conformance-calibration.json"  # beside the output files, for --resume
+WALL_TIME = 40.0  # seconds, before scaling: a framed submission takes about 15 s, a pair one 10 s
 
 EPILOG = """Each subfolder of SUBMISSIONS is one submission. It is built with its own ./compileall,
 else its Makefile, else by compiling each C/C++ file that has a main() with the other sources. Its
@@ -55,8 +63,13 @@ conformance.toml in it says otherwise:
     client = "./myclient {host} {port}"
     mode = "pair"          # optional; normally decided by probing the server with a HELLO
 
+Each submission's CSV row and JSON record are written as soon as it is graded; the HTML report at
+the end. Interrupted (Ctrl-C, SIGTERM), the batch writes what it finished (the report marked
+partial); --resume, with the same output files, grades only the submissions they do not hold yet.
+
 Exit status: 0 once every submission has a verdict, 2 for a usage error or when the reference
-itself fails on this machine (grading would be unfair), 130 when interrupted (nothing is written)."""
+itself fails on this machine (grading would be unfair), 130 after Ctrl-C and 143 after SIGTERM
+(what was finished is written)."""
 
 
 def add_parser(modes: Any) -> None:
@@ -70,8 +83,21 @@ def add_parser(modes: Any) -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                         help="submissions graded at once (default: the number of cores)")
     RunOptions.add_arguments(parser, calibrated=True)
-    parser.add_argument("--wall-time", type=float, default=300.0, metavar="SECONDS",
-                        help="the most one submission may take, before scaling; then it is killed (default 300)")
+    parser.add_argument("--wall-time", type=float, default=WALL_TIME, metavar="SECONDS",
+                        help="the most one submission may take, before scaling; then it is killed and HUNG "
+                             f"(default {WALL_TIME:g})")
+    # -- real class folders and --resume (issue "Grade a real class")
+    parser.add_argument("--resume", action="store_true",
+                        help="grade only the submissions that the --json (else --csv) file does not hold yet, "
+                             "then write every output as one uninterrupted run would")
+    parser.add_argument("--server", metavar="COMMAND",
+                        help="the server command of every submission, e.g. \"python3 server.py {port}\" "
+                             "(a folder's conformance.toml still wins)")
+    parser.add_argument("--client", metavar="COMMAND",
+                        help="the client command of every submission, e.g. \"./client {host} {port}\" "
+                             "(a folder's conformance.toml still wins)")
+    parser.add_argument("--python2", metavar="PATH",
+                        help="a Python 2 interpreter, run instead of python3 for a program written in Python 2")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copies (their path is printed)")
     parser.add_argument("--no-namespaces", action="store_true",
                         help="run without new namespaces (only limits, clean environments and process groups)")
@@ -92,12 +118,15 @@ class Submission:
     current: str = "waiting"  # what it is doing now, for the progress line
     last: dict[str, str] = field(default_factory=dict)  # the last case to end, by mode
     cases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    loaded: dict[str, Any] | None = None  # its record, as --resume read it back from the JSON
 
     def summary(self) -> dict[str, int]:
         counts = Counter(case["verdict"] for case in self.cases.values())
         return {verdict: counts[verdict] for verdict in VERDICTS}
 
     def row(self) -> dict[str, Any]:
+        if self.loaded is not None:
+            return self.loaded
         return {"name": self.name, "status": self.status, "mode": self.mode, "message": self.message,
                 "log": self.log, "seconds": round(self.seconds, 1), "summary": self.summary(), "results": self.cases}
 
@@ -127,6 +156,7 @@ class Grading:
         self.running: list[Submission] = []
         self.runners: set[int] = set()  # process groups of the runners going on
         self.cancelled = False
+        self.outputs: Outputs | None = None
         self.tty = sys.stdout.isatty()
         sandbox.fix_task_limit()  # inherited by every runner, and so by every student's process
         self.env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -158,8 +188,10 @@ class Grading:
     # -- one submission
 
     def cancel(self) -> None:
-        """Ctrl-C: no new submission starts, and every runner's namespace is killed."""
-        self.cancelled = True
+        """Ctrl-C or SIGTERM: no new submission starts, no submission is recorded any more (one whose
+        runner is killed now was not graded), and every runner's namespace is killed."""
+        with self.lock:
+            self.cancelled = True
         for pid in list(self.runners):
             sandbox.kill_group(pid)
 
@@ -182,14 +214,25 @@ class Grading:
             sub.seconds = time.monotonic() - start
             with self.lock:
                 self.running.remove(sub)
-                self.done += 1
-            self.say(f"[{index}/{self.total}] {sub.name}: {describe(sub)}")
+                graded = not self.cancelled
+                if graded:
+                    self.done += 1
+            if graded:
+                self.record(sub)
+                self.say(f"[{index}/{self.total}] {sub.name}: {describe(sub)}")
         return sub
+
+    # -- a submission's result is recorded (issue "Grade a real class", part 1)
+
+    def record(self, sub: Submission) -> None:
+        """The moment a submission is graded: its CSV row and JSON record are written and flushed."""
+        if self.outputs is not None:
+            self.outputs.add(sub)
 
     def _run(self, sub: Submission, work: Path) -> None:
         """The runner in the submission's namespaces, killed with all it started at the wall time."""
         argv = [*self.prefix, sys.executable, "-m", "conformance.runner", str(work),
-                *(["--isolated"] if self.prefix else []), *self.run.to_argv()]
+                *(["--isolated"] if self.prefix else []), *self.run.to_argv(), *self.program_options()]
         wall = self.args.wall_time * self.run.timeout_scale
         proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
@@ -219,6 +262,15 @@ class Grading:
             sub.status = Status.ERROR
             sub.message = f"the grading stopped with status {proc.returncode}"
             sub.log = "".join(errors)[-4000:]
+
+    def program_options(self) -> list[str]:
+        """The batch-wide --server, --client and --python2, passed on to each runner."""
+        argv = []
+        for option in ("server", "client", "python2"):
+            value = getattr(self.args, option, None)
+            if value:
+                argv += [f"--{option}", str(value)]
+        return argv
 
     def _follow(self, sub: Submission, lines: Iterable[str]) -> dict[str, Any] | None:
         """The runner's events (JSON lines, runner.py): progress as they come, and its result, if it
@@ -259,56 +311,295 @@ def describe(sub: Submission) -> str:
 # --- before and after -------------------------------------------------------------------------
 
 
-def calibrate(args: argparse.Namespace) -> float:
-    """The timeout scale: how much slower than the baseline the reference runs here."""
+def scale_step(ratio: float) -> float:
+    """The coarse factor of a measured ratio: the largest of SCALE_STEPS at most SCALE_TOLERANCE
+    above it (1.0 to 1.19 give x1, 1.2 to 1.59 x1.5, 1.6 to 2.39 x2, ...)."""
+    return max([step for step in SCALE_STEPS if step <= ratio * SCALE_TOLERANCE] or [SCALE_STEPS[0]])
+
+
+def suite_seconds(events: Path) -> float:
+    """The suite's own time for its cases, from its --events file (its "end" line)."""
+    total = 0.0
+    with contextlib.suppress(OSError):
+        for line in events.read_text("utf-8", "replace").splitlines():
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                event = json.loads(line)
+                if event.get("event") == "end":
+                    return float(event["seconds"])
+                total += float(event.get("seconds", 0))
+    return total
+
+
+def calibrate(args: argparse.Namespace, cache: Path | None = None) -> tuple[float, str]:
+    """The timeout scale, and how it was found: --timeout-scale; or, on --resume, the factor of the
+    run being resumed (kept in `cache`, on this machine); or measured on the reference."""
     if args.timeout_scale:
-        return args.timeout_scale
-    argv = [sys.executable, "-m", "conformance", "server", *RunOptions(cases=CALIBRATION_CASES).to_argv(), "--",
-            sys.executable, str(ROOT / "chatserve.py"), "{port}"]
+        return args.timeout_scale, "--timeout-scale given"
+    if getattr(args, "resume", False) and cache is not None and cache.is_file():
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            saved = json.loads(cache.read_text())
+            if saved["host"] == socket.gethostname():
+                return float(saved["timeout_scale"]), f"the factor of the run being resumed ({cache})"
     times = []
-    for _ in range(CALIBRATION_RUNS):
-        start = time.monotonic()
-        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        times.append(time.monotonic() - start)
-        if proc.returncode != 0:
-            print(f"conformance: the reference fails on this machine, so grading would be unfair:\n"
-                  f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}", file=sys.stderr)
-            raise SystemExit(2)
-    took = statistics.median(times)
-    scale = min(MAX_SCALE, max(1.0, round(took / CALIBRATION_SECONDS, 1)))
-    print(f"calibration: the reference took {took:.2f} s here (baseline {CALIBRATION_SECONDS:.2f} s); "
-          f"timeouts x{scale:g}")
-    return scale
+    with tempfile.TemporaryDirectory(prefix="conformance-calibration-") as temp:
+        for run in range(CALIBRATION_RUNS):
+            events = Path(temp, f"{run}.jsonl")
+            argv = [sys.executable, "-m", "conformance", "server", *RunOptions(cases=CALIBRATION_CASES).to_argv(),
+                    "--events", str(events), "--", sys.executable, str(ROOT / "chatserve.py"), "{port}"]
+            proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            if proc.returncode != 0:
+                print(f"conformance: the reference fails on this machine, so grading would be unfair:\n"
+                      f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}", file=sys.stderr)
+                raise SystemExit(2)
+            times.append(suite_seconds(events))
+    best = min(times)
+    scale = scale_step(best / CALIBRATION_SECONDS)
+    if cache is not None:
+        with contextlib.suppress(OSError):
+            cache.write_text(json.dumps({"host": socket.gethostname(), "timeout_scale": scale,
+                                         "seconds": [round(t, 3) for t in times]}) + "\n")
+    return scale, (f"the reference took {best:.2f} s here (best of {len(times)}; baseline "
+                   f"{CALIBRATION_SECONDS:.2f} s)")
 
 
-def columns(subs: list[Submission]) -> list[dict[str, Any]]:
-    """Every case any submission ran, server cases first, then client, then pair."""
+def listed_cases(run: RunOptions) -> list[str]:
+    """Every case ID the suite has (`python3 -m conformance list`, with the --case selection), in
+    its order: server, client, pair. The CSV's columns, known before anything is graded."""
+    argv = [sys.executable, "-m", "conformance", "list", *RunOptions(cases=run.cases).to_argv()]
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise UsageError(f"could not list the cases: {(proc.stderr or proc.stdout).strip()[-500:]}")
+    return [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
+
+
+def mode_of(case_id: str) -> str:
+    return {"S": "server", "C": "client", "P": "pair"}.get(case_id[:1], "server")
+
+
+class UsageError(Exception):
+    """A batch that cannot start: exit status 2, with this message."""
+
+
+def columns(subs: list[Submission], order: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every case any submission ran, server cases first, then client, then pair (in `order`, the
+    suite's, when given: the same run after run)."""
     seen: dict[str, dict[str, Any]] = {}
     for sub in subs:
         for cid, case in sub.cases.items():
             if cid not in seen or not seen[cid]["title"]:
                 seen[cid] = case
-    return sorted(seen.values(), key=lambda c: MODE_ORDER.index(c["mode"]))
+    rank = {cid: i for i, cid in enumerate(order or [])}
+    return sorted(seen.values(), key=lambda c: (MODE_ORDER.index(c["mode"]), rank.get(c["id"], len(rank))))
+
+
+SPECIAL = ("=", "+", "-", "@", "\t", "\r")
 
 
 def spreadsheet_safe(value: object) -> object:
     """A text a spreadsheet would take for a formula (=, +, -, @) is kept as text."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if isinstance(value, str) and value[:1] in SPECIAL:
         return "'" + value
     return value
 
 
-def write_csv(path: Path, subs: list[Submission], cases: list[dict[str, Any]]) -> None:
-    ids = [case["id"] for case in cases]
-    with open(path, "w", newline="", encoding="utf-8-sig") as out:  # the BOM: Excel then reads UTF-8
+def spreadsheet_unsafe(value: str) -> str:
+    """spreadsheet_safe(), undone: for --resume reading a CSV back."""
+    return value[1:] if value[:1] == "'" and value[1:2] in SPECIAL else value
+
+
+def csv_header(ids: list[str]) -> list[str]:
+    return ["submission", "status", "mode", *VERDICTS, "seconds", "message", *ids]
+
+
+def csv_row(sub: Submission, ids: list[str]) -> list[object]:
+    counts = sub.summary()
+    cells = [sub.cases[cid]["verdict"] if cid in sub.cases else "" for cid in ids]
+    row = [sub.name, sub.status, sub.mode, *(counts[v] for v in VERDICTS), round(sub.seconds, 1), sub.message, *cells]
+    return [spreadsheet_safe(value) for value in row]
+
+
+def write_csv(path: Path, subs: list[Submission], cases: list[str] | list[dict[str, Any]]) -> None:
+    """The whole CSV, replaced at once (a reader never sees half of it)."""
+    ids = [c if isinstance(c, str) else c["id"] for c in cases]
+    with replacing(path, newline="", encoding="utf-8-sig") as out:  # the BOM: Excel then reads UTF-8
         writer = csv.writer(out)
-        writer.writerow(["submission", "status", "mode", *VERDICTS, "seconds", "message", *ids])
+        writer.writerow(csv_header(ids))
         for sub in subs:
-            counts = sub.summary()
-            cells = [sub.cases[cid]["verdict"] if cid in sub.cases else "" for cid in ids]
-            row = [sub.name, sub.status, sub.mode, *(counts[v] for v in VERDICTS), round(sub.seconds, 1),
-                   sub.message, *cells]
-            writer.writerow([spreadsheet_safe(value) for value in row])
+            writer.writerow(csv_row(sub, ids))
+
+
+@contextlib.contextmanager
+def replacing(path: Path, **how: Any) -> Any:
+    """A file written beside `path`, flushed to disk, then renamed over it."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temp, "w", **how) as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+
+
+def read_csv(path: Path, ids: list[str], sources: dict[str, Path]) -> dict[str, Submission]:
+    """The submissions a CSV of an earlier run holds (verdicts only: no details)."""
+    with open(path, newline="", encoding="utf-8-sig") as file:
+        rows = list(csv.reader(file))
+    if not rows:
+        return {}
+    if rows[0] != csv_header(ids):
+        raise UsageError(f"{path} has other columns than this run would write (other --case options?): "
+                         "resume with the options of the run that wrote it, or grade afresh")
+    done: dict[str, Submission] = {}
+    first = 3 + len(VERDICTS)  # seconds, message, then the cases
+    for raw in rows[1:]:
+        row = [spreadsheet_unsafe(value) for value in raw]
+        if len(row) != len(rows[0]) or row[0] not in sources:
+            continue
+        try:
+            sub = Submission(row[0], sources[row[0]], Status(row[1]), row[2], row[first + 1],
+                             seconds=float(row[first]))
+        except ValueError:
+            continue  # not a row this batch wrote: graded again
+        cells = zip(ids, row[first + 2:], strict=True)
+        sub.cases = {cid: {"id": cid, "mode": mode_of(cid), "verdict": verdict, "title": "", "requirements": [],
+                           "details": [], "transcripts": {}} for cid, verdict in cells if verdict}
+        done[sub.name] = sub
+    return done
+
+
+def read_json(path: Path, sources: dict[str, Path]) -> dict[str, Submission]:
+    """The submissions the JSON of an earlier run holds, each record kept as it was written."""
+    data = json.loads(path.read_text("utf-8"))
+    done: dict[str, Submission] = {}
+    for row in data.get("submissions", []):
+        if not isinstance(row, dict) or row.get("name") not in sources:
+            continue
+        try:
+            sub = Submission(row["name"], sources[row["name"]], Status(row["status"]), str(row.get("mode", "")),
+                             str(row.get("message", "")), str(row.get("log", "")), float(row.get("seconds", 0)))
+        except (KeyError, ValueError, TypeError):
+            continue
+        sub.cases, sub.loaded = dict(row.get("results") or {}), row
+        done[sub.name] = sub
+    return done
+
+
+def resumed(args: argparse.Namespace, ids: list[str], subs: list[Submission]) -> tuple[dict[str, Submission], str]:
+    """--resume: the submissions already graded, from the --json file (whole records), else from
+    the --csv file (verdicts); and which file said so."""
+    sources = {s.name: s.source for s in subs}
+    try:
+        if args.json and args.json.is_file():
+            return read_json(args.json, sources), str(args.json)
+        if args.csv and args.csv.is_file():
+            return read_csv(args.csv, ids, sources), str(args.csv)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--resume could not read the earlier run's file: {exc}") from None
+    return {}, ""
+
+
+class Outputs:
+    """The files of a batch. The CSV and the JSON are written as each submission is graded (the
+    CSV a row appended and flushed, the JSON the whole document replaced at once, marked
+    "partial" until the end), so that nothing finished is lost; the HTML report at the end, or
+    when the batch is interrupted (then marked partial)."""
+
+    def __init__(self, args: argparse.Namespace, subs: list[Submission], ids: list[str], command: str,
+                 scale: float, started: float) -> None:
+        self.args, self.subs, self.ids, self.command = args, subs, ids, command
+        self.scale, self.started = scale, started
+        self.lock = threading.Lock()
+        self.recorded: dict[str, Submission] = {}
+
+    def begin(self, done: dict[str, Submission]) -> None:
+        """Before grading: the CSV with its header (and the rows of a resumed run), the JSON."""
+        self.recorded.update(done)
+        if self.args.csv:
+            write_csv(self.args.csv, self.finished(), self.ids)
+        if self.args.json:
+            self._write_json(partial=True)
+
+    def add(self, sub: Submission) -> None:
+        with self.lock:
+            self.recorded[sub.name] = sub
+            try:
+                if self.args.csv:
+                    with open(self.args.csv, "a", newline="", encoding="utf-8") as out:
+                        csv.writer(out).writerow(csv_row(sub, self.ids))
+                        out.flush()
+                        os.fsync(out.fileno())
+                if self.args.json:
+                    self._write_json(partial=True)
+            except OSError as exc:
+                print(f"conformance: could not write {exc.filename}: {exc.strerror}", file=sys.stderr)
+
+    def finished(self) -> list[Submission]:
+        """The submissions graded, in the order of the folder (whatever order they ended in)."""
+        return [s for s in self.subs if s.name in self.recorded]
+
+    def document(self, partial: bool) -> dict[str, Any]:
+        finished = self.finished()
+        data = document([s.row() for s in finished], columns(finished, self.ids), command=self.command,
+                        seconds=time.monotonic() - self.started, timeout_scale=self.scale)
+        data["partial"] = partial
+        if partial:
+            data["title"] = (f"Conformance report (partial: {len(finished)} of {len(self.subs)} submissions "
+                             "graded; --resume grades the rest)")
+        return data
+
+    def _write_json(self, partial: bool) -> None:
+        assert self.args.json is not None
+        with replacing(self.args.json, encoding="utf-8") as out:
+            out.write(json.dumps(self.document(partial), indent=1, ensure_ascii=False))
+
+    def finish(self, partial: bool) -> list[Path]:
+        """Every output, complete (or partial); the paths written. Raises OSError."""
+        written = []
+        with self.lock:
+            if self.args.csv:
+                write_csv(self.args.csv, self.finished(), self.ids)  # in the folder's order
+                written.append(self.args.csv)
+            if self.args.report:
+                report.write(self.args.report, self.document(partial))
+                written.append(self.args.report)
+            if self.args.json:
+                self._write_json(partial)
+                written.append(self.args.json)
+        return written
+
+
+def folded_failures(sub: Submission, ids: list[str], most: int = 8) -> str:
+    """A submission's FAILed cases, variants of one case together, the first `most` of them."""
+    rank = {cid: i for i, cid in enumerate(ids)}
+    failed = sorted((cid for cid, c in sub.cases.items() if c["verdict"] == Verdict.FAIL),
+                    key=lambda cid: rank.get(cid, len(rank)))
+    groups: dict[str, list[str]] = {}
+    for cid in failed:
+        base, _, variant = cid.partition("[")
+        groups.setdefault(base, []).append(variant.rstrip("]"))
+    items = []
+    for base, variants in groups.items():
+        named = [v for v in variants if v]
+        if not named:
+            items.append(base)
+        elif len(named) <= 2:
+            items.append(f"{base}[{','.join(named)}]")
+        else:
+            items.append(f"{base}[{len(named)} variants]")
+    text = ", ".join(items[:most])
+    return text + (f", and {len(items) - most} more" if len(items) > most else "")
+
+
+def print_failures(subs: list[Submission], ids: list[str]) -> None:
+    """After the table: each submission's FAILed cases."""
+    lines = [f"  {shown(sub.name)}: {folded_failures(sub, ids)}" for sub in subs
+             if any(c["verdict"] == Verdict.FAIL for c in sub.cases.values())]
+    if lines:
+        print("failures:")
+        print("\n".join(lines))
 
 
 def print_summary(subs: list[Submission], seconds: float) -> None:
@@ -323,6 +614,23 @@ def print_summary(subs: list[Submission], seconds: float) -> None:
     print(f"{len(subs)} submissions in {seconds:.1f} s")
 
 
+class Stopped:
+    """The signal that interrupted the batch: Ctrl-C (SIGINT) or SIGTERM."""
+
+    signum = signal.SIGINT
+
+    @classmethod
+    def on_signal(cls, signum: int, frame: object) -> None:
+        cls.signum = signal.Signals(signum)
+        raise KeyboardInterrupt
+
+
+def output_folder(args: argparse.Namespace) -> Path | None:
+    """Where the first output file goes: the calibration is kept there for --resume."""
+    first = next((p for p in (args.json, args.csv, args.report) if p), None)
+    return Path(first).resolve().parent if first else None
+
+
 def main(args: argparse.Namespace, argv: list[str]) -> int:
     if not args.submissions.is_dir():
         print(f"conformance: {args.submissions} is not a folder", file=sys.stderr)
@@ -330,43 +638,78 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
     if args.jobs < 1 or args.wall_time <= 0:  # the run options are checked as they are parsed (options.py)
         print("conformance: --jobs and --wall-time must be positive", file=sys.stderr)
         return 2
+    if args.resume and not (args.json or args.csv):
+        print("conformance: --resume needs the --json or --csv file of the run to resume", file=sys.stderr)
+        return 2
+    for option in ("server", "client"):
+        if getattr(args, option) and "{port}" not in getattr(args, option):
+            print(f"conformance: --{option} needs {{port}} where the port goes", file=sys.stderr)
+            return 2
     started = time.monotonic()
     subs = [Submission(p.name, p) for p in sorted(args.submissions.iterdir())
             if p.is_dir() and not p.name.startswith(".")]
-    scale = calibrate(args)
+    Stopped.signum = signal.SIGINT
+    signal.signal(signal.SIGTERM, Stopped.on_signal)
+    run = RunOptions.from_args(args, timeout_scale=1.0)  # the selection; the scale is calibrated below
+    folder = output_folder(args)
+    try:
+        ids = listed_cases(run)
+        done, source = resumed(args, ids, subs) if args.resume else ({}, "")
+        scale, how = calibrate(args, folder / CALIBRATION_CACHE if folder else None)
+    except UsageError as exc:
+        print(f"conformance: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nconformance: interrupted before grading began; nothing written", file=sys.stderr)
+        return 128 + Stopped.signum
+    wall = args.wall_time * scale
+    print(f"calibration: {how}; timeouts x{scale:g}; a submission is HUNG after {wall:g} s")
     prefix, why = ([], "--no-namespaces") if args.no_namespaces else sandbox.namespace_prefix()
     if why:
         print(f"warning: {why}: submissions run without namespaces (so with the network and files of "
               "this machine); limits, clean environments and process groups still apply")
+    subs = [done.get(s.name, s) for s in subs]
+    todo = [(index, s) for index, s in enumerate(subs, 1) if s.name not in done]
+    if args.resume:
+        print(f"resuming: {len(done)} of {len(subs)} submissions already graded"
+              + (f" (in {source})" if source else "") + f"; {len(todo)} to grade")
+    outputs = Outputs(args, subs, ids, shlex.join(["python3", "-m", "conformance", *argv]), scale, started)
+    try:
+        outputs.begin(done)
+    except OSError as exc:
+        print(f"conformance: could not write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
     temp = Path(tempfile.mkdtemp(prefix="conformance-batch-"))
     grading = Grading(args, RunOptions.from_args(args, timeout_scale=scale), prefix, temp)
-    grading.total = len(subs)
+    grading.total, grading.done, grading.outputs = len(subs), len(done), outputs
+    interrupted = False
     try:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             try:
-                list(pool.map(grading.grade, subs, range(1, len(subs) + 1)))
+                list(pool.map(grading.grade, [s for _, s in todo], [i for i, _ in todo]))
             except KeyboardInterrupt:
+                interrupted = True
+                for signum in (signal.SIGINT, signal.SIGTERM):  # what is finished gets written, whole
+                    signal.signal(signum, signal.SIG_IGN)
                 grading.cancel()
                 pool.shutdown(wait=True, cancel_futures=True)
-                print("\nconformance: interrupted; nothing written", file=sys.stderr)
-                return 130
     finally:
         if args.keep:
             print(f"the copies are kept in {temp}")
         else:
             shutil.rmtree(temp, ignore_errors=True)
-    seconds = time.monotonic() - started
-    print_summary(subs, seconds)
-    cases = columns(subs)
-    data = document([s.row() for s in subs], cases, command=shlex.join(["python3", "-m", "conformance", *argv]),
-                    seconds=seconds, timeout_scale=scale)
-    for path, write in ((args.csv, lambda p: write_csv(p, subs, cases)), (args.report, lambda p: report.write(p, data)),
-                        (args.json, lambda p: p.write_text(json.dumps(data, indent=1, ensure_ascii=False)))):
-        if path:
-            try:
-                write(path)
-                print(f"wrote {path}")
-            except OSError as exc:
-                print(f"conformance: could not write {path}: {exc.strerror}", file=sys.stderr)
-                return 1
+    finished = outputs.finished()
+    print_summary(finished, time.monotonic() - started)
+    print_failures(finished, ids)
+    try:
+        written = outputs.finish(partial=interrupted)
+    except OSError as exc:
+        print(f"conformance: could not write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}" + (" (partial)" if interrupted else ""))
+    if interrupted:
+        print(f"\nconformance: interrupted; the {len(finished)} of {len(subs)} submissions graded are written"
+              + ("; --resume with the same files grades the rest" if written else ""), file=sys.stderr)
+        return 128 + Stopped.signum
     return 0

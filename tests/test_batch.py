@@ -5,9 +5,11 @@ escape its sandbox; the helpers that decide a build and an error line."""
 from __future__ import annotations
 
 import csv
+import ctypes
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -22,11 +24,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "broken"))
 
 from browser import Element, load, parse
-from mutants import expected_ids
+from mutants import MUTANTS, expected_ids, mutated_source
 from submissions import Expected, make_class
 from submissions import reference as reference_copy
 
-from conformance import batch, runner, sandbox
+from conformance import batch, procstate, runner, sandbox
 from procs import ROOT, conformance, listed
 
 VERDICTS = ("PASS", "FAIL", "WARN", "SKIP", "BLOCKED", "FLAKY")
@@ -54,6 +56,19 @@ def sub_row(dom: Element, name: str) -> Element:
     """A submission's row of the matrix (a row not GRADED has a second one, its notice)."""
     (row,) = dom.find_all("tr", test=lambda e: "sub-row" in e.attrs.get("class", "").split(), data_submission=name)
     return row
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+@pytest.fixture(scope="module", autouse=True)
+def subreaper() -> Any:
+    """This test process adopts what its batches orphan, so that leftovers() sees the processes of
+    its own batches (and only those: not a batch that someone else runs on this machine)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    yield
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 @pytest.fixture(scope="module")
@@ -117,16 +132,18 @@ def test_a_hanging_submission_is_killed_and_keeps_what_finished(graded: BatchRun
 
 
 def leftovers() -> list[str]:
-    """The command lines of processes of a batch still running: runners, or programs in its copies."""
+    """The command lines of processes of this test's batches still running: runners, or programs
+    in their copies. Only this process's descendants (orphans included: it is a subreaper)."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if "conformance.runner" in cmdline or "conformance-batch-" in cmdline:
-                found.append(cmdline)
+    for pid in procstate.descendants(os.getpid()):
+        if pid == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "conformance.runner" in cmdline or "conformance-batch-" in cmdline:
+            found.append(cmdline)
     return found
 
 
@@ -141,11 +158,18 @@ def test_nothing_of_the_batch_is_left_running(graded: BatchRun) -> None:
 def test_the_terminal_shows_progress_and_a_summary(graded: BatchRun) -> None:
     out = graded.result.stdout
     n = len(graded.expected)
-    assert re.search(r"^calibration: the reference took [\d.]+ s here .*; timeouts x[\d.]+$", out, re.M)
+    scale = graded.data["timeout_scale"]
+    first = out.splitlines()[0]
+    assert re.fullmatch(r"calibration: the reference took [\d.]+ s here \(best of \d+; baseline [\d.]+ s\); "
+                        rf"timeouts x{scale:g}; a submission is HUNG after {WALL_TIME * scale:g} s", first)
     for name in graded.expected:
         assert f"/{n}] {name}: started" in out
         assert re.search(rf"^\[\d+/{n}\] {re.escape(name)}: (GRADED|BUILD-FAIL|NO-START|HUNG)", out, re.M)
     assert re.search(rf"^{n} submissions in [\d.]+ s$", out, re.M)
+    failures = out[out.index("\nfailures:\n"):]  # after the table, each submission's FAILed cases
+    busy = re.search(r"^  srv-no-busy: (.*)$", failures, re.M)
+    assert busy and "S-BUSY-1[" in busy[1], failures
+    assert "  reference:" not in failures
     print(f"\nbatch of {n} submissions: {graded.seconds:.1f} s")  # the figure quoted in bench/README.md
 
 
@@ -154,8 +178,10 @@ def test_the_csv_has_a_row_per_submission_and_a_column_per_case(graded: BatchRun
     assert raw.startswith(b"\xef\xbb\xbf")  # the BOM: spreadsheets then read UTF-8
     rows = list(csv.reader(graded.csv_path.read_text(encoding="utf-8-sig").splitlines()))
     header, body = rows[0], rows[1:]
-    ids = [c["id"] for c in graded.data["cases"]]
+    ids = listed("server") + listed("client") + listed("pair")  # every case: known before grading
     assert header == ["submission", "status", "mode", *VERDICTS, "seconds", "message", *ids]
+    assert [c["id"] for c in graded.data["cases"]] == [cid for cid in ids if any(
+        cid in s["results"] for s in graded.data["submissions"])]
     assert sorted(r[0] for r in body) == sorted(graded.expected)
     for row in body:
         sub = graded.submission(row[0])
@@ -358,7 +384,7 @@ def test_on_a_terminal_a_status_line_follows_the_work(tmp_path: Path) -> None:
     assert child.exitstatus == 0
 
 
-def test_ctrl_c_stops_every_submission_and_writes_nothing(tmp_path: Path) -> None:
+def test_ctrl_c_stops_every_submission_and_writes_what_was_finished(tmp_path: Path) -> None:
     folder = tmp_path / "class"
     for name in ("a", "b", "c"):
         reference_copy(folder / name)
@@ -367,9 +393,74 @@ def test_ctrl_c_stops_every_submission_and_writes_nothing(tmp_path: Path) -> Non
                                       str(report)], cwd=str(ROOT), encoding="utf-8", timeout=60)
     child.expect(r"\[0/3 done\] a: .*\| b: S-")  # two at work, both in their cases
     child.sendintr()
-    child.expect("conformance: interrupted; nothing written")
+    child.expect(r"conformance: interrupted; the 0 of 3 submissions graded are written; --resume")
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 130
-    assert not report.exists()
+    assert "partial: 0 of 3 submissions graded" in report.read_text()
     assert leftovers() == []
+
+
+RESUME_CASES = ("S-LISTEN-1", "S-BUSY-1", "S-MSG-1", "C-PROMPT-1", "C-MSG-1")
+
+
+def csv_rows(path: Path) -> list[list[str]]:
+    """The rows of a batch's CSV without the seconds (column 10), which differ run to run."""
+    if not path.exists():
+        return []
+    rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+    return [row[:9] + row[10:] for row in rows[1:]]
+
+
+def outcomes(data: dict[str, Any]) -> dict[str, Any]:
+    return {s["name"]: (s["status"], s["mode"], s["message"], {cid: r["verdict"] for cid, r in s["results"].items()})
+            for s in data["submissions"]}
+
+
+def test_an_interrupted_batch_keeps_its_rows_and_resume_finishes_it(tmp_path: Path) -> None:
+    folder = tmp_path / "class"
+    for name in ("a", "b", "c", "d"):
+        reference_copy(folder / name)
+    busy = next(m for m in MUTANTS if m.name == "srv-no-busy")
+    (folder / "b" / busy.file).write_text(mutated_source(busy), encoding="utf-8")
+    options = [arg for cid in RESUME_CASES for arg in ("--case", cid)] + ["--jobs", "1"]
+
+    def files(where: Path) -> list[str]:
+        where.mkdir(exist_ok=True)
+        return ["--csv", str(where / "r.csv"), "--json", str(where / "r.json"), "--report", str(where / "r.html")]
+
+    whole = run_batch(folder, *options, *files(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+
+    part = tmp_path / "part"
+    proc = subprocess.Popen(["python3", "-m", "conformance", "batch", str(folder), *options, *files(part)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not csv_rows(part / "r.csv"):  # its first row: written the moment that submission is graded
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out + err
+    kept = csv_rows(part / "r.csv")
+    assert 1 <= len(kept) < 4 and "interrupted; the" in err
+    data = json.loads((part / "r.json").read_text())
+    assert data["partial"] is True and [s["name"] for s in data["submissions"]] == [row[0] for row in kept]
+    assert f"partial: {len(kept)} of 4 submissions graded" in (part / "r.html").read_text()
+    assert leftovers() == []
+
+    again = run_batch(folder, *options, *files(part), "--resume")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "the factor of the run being resumed" in again.stdout.splitlines()[0]
+    assert f"resuming: {len(kept)} of 4 submissions already graded" in again.stdout
+    assert again.stdout.count(": started") == 4 - len(kept)
+    assert csv_rows(part / "r.csv") == csv_rows(tmp_path / "whole" / "r.csv")
+    resumed, uninterrupted = (json.loads((where / "r.json").read_text()) for where in (part, tmp_path / "whole"))
+    assert outcomes(resumed) == outcomes(uninterrupted) and resumed["cases"] == uninterrupted["cases"]
+    assert resumed["partial"] is False and "partial:" not in (part / "r.html").read_text()
+    assert "FAIL" in {v for cid, v in outcomes(resumed)["b"][3].items() if cid.startswith("S-BUSY-1")}
+
+
+def test_resume_needs_the_files_of_the_run(tmp_path: Path) -> None:
+    result = run_batch(tmp_path, "--resume")
+    assert result.returncode == 2 and "--resume needs the --json or --csv file" in result.stderr
