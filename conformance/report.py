@@ -3,16 +3,20 @@
 The page shows
 - a header: the title, when the run was made, how long it took, how much its timeouts were stretched, the command
   that ran it, a legend of the verdicts, and the totals (submissions by status, case results by verdict);
-- a matrix: one row per submission (its name, status, mode and verdict counts in a sticky first column; a
-  submission that was not GRADED has its status and message written across its row) and one column per base case
-  id (S-HELLO-1 stands for S-HELLO-1[whole], S-HELLO-1[bytewise], ...), grouped under server / client / pair;
-  a text case (one that checks an exact text or exit status fixed by PROTOCOL.md) has a small "T" under its id.
+- a matrix per kind of submission: framed ones (their server and client speak PROTOCOL.md's frames), then pair
+  ones (a wire format of their own), each with the columns of its own cases first, so that a pair submission's
+  row starts with its pair cases rather than dozens of server and client cells it never ran. One row per
+  submission (its name, status, mode and verdict counts in a sticky first column, then its points when the data
+  has them, from a course profile: conformance/profile.py; a submission that was not GRADED has its status and
+  message written across its row) and one column per base case id (S-HELLO-1 stands for S-HELLO-1[whole],
+  S-HELLO-1[bytewise], ...), grouped under server / client / pair; a text case (one that checks an exact text or
+  exit status fixed by PROTOCOL.md) has a small "T" under its id.
   A cell takes the colour and mark of the worst verdict among its variants, with "passed/run" when they differ;
   a BLOCKED cell names the FAILed case that blocked it in its tooltip;
 - a detail panel: clicking a cell that did not PASS (or Enter on it) shows each variant's verdict and, for those
   that did not PASS, the details (what was expected, what came), the root cause of a BLOCKED one, and what each
-  program showed. A submission's
-  name opens its own panel (status, message, log). `report.html#d-3-12` opens a panel when the page loads.
+  program showed. A submission's name opens its own panel (status, message, points per requirement, log).
+  `report.html#d-3-12` opens a panel when the page loads.
 
 Every string of the data is untrusted (students choose their programs' output and names), so all of it is
 HTML-escaped, and control characters are shown as Unicode control pictures (ESC as ␛) rather than passed to the
@@ -82,6 +86,7 @@ class Row:
     seconds: Any
     summary: dict[str, int]
     results: dict[str, dict[str, Any]]
+    points: dict[str, Any] = field(default_factory=dict)  # the course profile's points, when the data has them
 
 
 def _columns(data: dict[str, Any]) -> list[Column]:
@@ -113,7 +118,8 @@ def _rows(data: dict[str, Any]) -> list[Row]:
                 mode=str(sub.get("mode", "")),
                 message=str(sub.get("message", "")), log=str(sub.get("log", "")), seconds=sub.get("seconds"),
                 summary={str(k): _int(v) for k, v in _mapping(sub.get("summary")).items()},
-                results={str(k): _mapping(v) for k, v in _mapping(sub.get("results")).items()})
+                results={str(k): _mapping(v) for k, v in _mapping(sub.get("results")).items()},
+                points=_mapping(sub.get("points")))
             for sub in _dicts(data.get("submissions"))]
 
 
@@ -230,15 +236,50 @@ def _totals(columns: list[Column], rows: list[Row]) -> str:
 
 # -- the matrix
 
+GROUPS = (("framed", "Framed submissions"), ("pair", "Pair submissions"))
+
+
+def _group_of(row: Row) -> str:
+    """A row's table: pair submissions apart from the others, so that each shows its own cases first."""
+    return "pair" if row.mode == "pair" else "framed"
+
+
+def _in_group(column: Column, group: str) -> bool:
+    return (column.mode == "pair") == (group == "pair")
+
+
 def _matrix(columns: list[Column], rows: list[Row], panels: list[str]) -> str:
-    body = "".join(_row(index, row, columns, panels) for index, row in enumerate(rows))
-    if not rows:
-        body = f'<tr><td class="empty" colspan="{len(columns) + 1}">No submissions in this run.</td></tr>'
-    return (f'<div class="matrix-wrap"><table class="matrix"><thead>{_group_headers(columns)}'
-            f'{_column_headers(columns, rows)}</thead><tbody>{body}</tbody></table></div>')
+    """One table per group of submissions (framed, then pair), each with the columns of its own mode
+    (and any other case one of its rows ran); a row keeps its index in the data, a column its number
+    among all columns, so that a panel's id does not depend on the grouping."""
+    points = any(row.points for row in rows)
+    numbered = list(enumerate(columns))
+    tables = []
+    for group, title in GROUPS:
+        members = [(index, row) for index, row in enumerate(rows) if _group_of(row) == group]
+        if not members:
+            continue
+        ran = {case_id for _, row in members for case_id in row.results}
+        own = [(n, c) for n, c in numbered if _in_group(c, group) or ran.intersection(c.ids)]
+        own.sort(key=lambda nc: not _in_group(nc[1], group))  # its own mode's columns first
+        tables.append(_table(group, f"{title} ({len(members)})", own, members, panels, points))
+    if not tables:
+        tables.append(_table("framed", "Submission", numbered, [], panels, points))
+    return f'<div class="matrix-wrap">{"".join(tables)}</div>'
 
 
-def _group_headers(columns: list[Column]) -> str:
+def _table(group: str, title: str, columns: list[tuple[int, Column]], members: list[tuple[int, Row]],
+           panels: list[str], points: bool) -> str:
+    rows = [row for _, row in members]
+    body = "".join(_row(index, row, columns, panels, points) for index, row in members)
+    if not members:
+        body = f'<tr><td class="empty" colspan="{len(columns) + 1 + points}">No submissions in this run.</td></tr>'
+    return (f'<table class="matrix{" with-points" if points else ""}" data-group="{group}"><thead>'
+            f'{_group_headers([c for _, c in columns], title, points)}'
+            f'{_column_headers([c for _, c in columns], rows)}</thead><tbody>{body}</tbody></table>')
+
+
+def _group_headers(columns: list[Column], title: str = "Submission", points: bool = False) -> str:
     """One header per run of columns of the same mode (server cases, then client, then pair)."""
     groups: list[tuple[str, int]] = []
     for column in columns:
@@ -248,7 +289,9 @@ def _group_headers(columns: list[Column]) -> str:
             groups.append((column.mode, 1))
     cells = "".join(f'<th class="group g-{text(mode)}" colspan="{count}" scope="colgroup">'
                     f'<span>{text(mode)}</span></th>' for mode, count in groups)
-    return f'<tr class="groups"><th class="corner" rowspan="2" scope="col">Submission</th>{cells}</tr>'
+    pts = ('<th class="pts-head" rowspan="2" scope="col" title="points earned of the total">Points</th>'
+           if points else "")
+    return f'<tr class="groups"><th class="corner" rowspan="2" scope="col">{text(title)}</th>{pts}{cells}</tr>'
 
 
 def _column_headers(columns: list[Column], rows: list[Row]) -> str:
@@ -268,18 +311,35 @@ def _column_headers(columns: list[Column], rows: list[Row]) -> str:
     return f'<tr class="cols">{"".join(cells)}</tr>'
 
 
-def _row(index: int, row: Row, columns: list[Column], panels: list[str]) -> str:
+def _row(index: int, row: Row, columns: list[tuple[int, Column]], panels: list[str], points: bool = False) -> str:
     """A submission's row; one that was not GRADED also gets its status and message across the table."""
     panels.append(_submission_panel(index, row))
-    cells = "".join(_cell(index, number, row, column, panels) for number, column in enumerate(columns))
+    cells = "".join(_cell(index, number, row, column, panels) for number, column in columns)
     attrs = f'data-submission="{text(row.name)}" data-status="{text(row.status)}"'
     if row.status == Status.GRADED:
-        return f'<tr class="sub-row" {attrs}>{_name_cell(index, row, 1)}{cells}</tr>'
+        return f'<tr class="sub-row" {attrs}>{_name_cell(index, row, 1)}{_points_cell(row, 1, points)}{cells}</tr>'
     notice = _notice(index, row, len(columns))
     if not row.results:
-        return f'<tr class="sub-row not-graded" {attrs}>{_name_cell(index, row, 1)}{notice}</tr>'
-    return (f'<tr class="sub-row not-graded" {attrs}>{_name_cell(index, row, 2)}{cells}</tr>'
-            f'<tr class="notice-row" {attrs}>{notice}</tr>')
+        return (f'<tr class="sub-row not-graded" {attrs}>{_name_cell(index, row, 1)}{_points_cell(row, 1, points)}'
+                f'{notice}</tr>')
+    return (f'<tr class="sub-row not-graded" {attrs}>{_name_cell(index, row, 2)}{_points_cell(row, 2, points)}{cells}'
+            f'</tr><tr class="notice-row" {attrs}>{notice}</tr>')
+
+
+def _points_cell(row: Row, rowspan: int, points: bool) -> str:
+    """The submission's points under the course profile (conformance/profile.py), when the data has them."""
+    if not points:
+        return ""
+    score, total = row.points.get("score"), row.points.get("max_score")
+    if not _is_number(score) or not _is_number(total):
+        return f'<td class="pts" rowspan="{rowspan}" data-points="" title="no points">-</td>'
+    tip = f"{row.name}: {score:g} of {total:g} points (profile {row.points.get('profile', '?')})"
+    return (f'<td class="pts" rowspan="{rowspan}" data-points="{score:g}" data-max-points="{total:g}" '
+            f'title="{text(tip)}"><b>{score:g}</b><small>/{total:g}</small></td>')
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _name_cell(index: int, row: Row, rowspan: int) -> str:
@@ -378,14 +438,28 @@ def _submission_panel(index: int, row: Row) -> str:
     return (f'<section class="panel" id="s-{index}" data-submission="{text(row.name)}">'
             f'<h2><span class="who">{text(row.name)}</span> {_status_badge(row.status)}</h2>'
             f'<p>Mode: {text(row.mode or "not decided")} · run time {_duration(row.seconds)} · {counts}</p>'
-            f'{message}{log}</section>')
+            f'{_points_table(row)}{message}{log}</section>')
+
+
+def _points_table(row: Row) -> str:
+    """The submission's points per requirement (or case given points of its own), when the data has them."""
+    items = _dicts(row.points.get("items"))
+    if not items:
+        return ""
+    lines = "".join(f'<tr data-item="{text(item.get("id", ""))}"><td><code>{text(item.get("id", ""))}</code></td>'
+                    f'<td>{text(item.get("score", ""))} / {text(item.get("max_score", ""))}</td>'
+                    f'<td>{text(item.get("passed", ""))} of {text(item.get("counted", ""))} cases</td>'
+                    f'<td>{text(item.get("visibility", ""))}</td></tr>' for item in items)
+    return (f'<h4>points: {text(row.points.get("score", "?"))} of {text(row.points.get("max_score", "?"))} '
+            f'(profile {text(row.points.get("profile", "?"))})</h4>'
+            f'<table class="points-table"><tbody>{lines}</tbody></table>')
 
 
 # -- the page
 
 STYLE = """
 :root { color-scheme: light; --line: #d0d7de; --muted: #57606a; --head: #f6f8fa; --group-h: 1.7rem;
-  --name-w: 18rem; }
+  --name-w: 18rem; --pts-w: 5.5rem; }
 * { box-sizing: border-box; }
 html, body { margin: 0; height: 100%; }
 body { display: flex; flex-direction: column; font: 13px/1.4 system-ui, -apple-system, "Segoe UI", Roboto,
@@ -467,6 +541,17 @@ h1 { margin: 0 0 6px; font-size: 20px; }
 .link { all: unset; cursor: pointer; color: #0b5cad; text-decoration: underline; margin-left: 6px; }
 .link:focus-visible { outline: 2px solid #1565c0; }
 .empty { padding: 24px; color: var(--muted); }
+.matrix + .matrix { margin-top: 1.2rem; }
+.corner { font-weight: 700; }
+.pts, .pts-head { position: sticky; left: var(--name-w); z-index: 1; width: var(--pts-w); min-width: var(--pts-w);
+  background: #fff; text-align: right; padding: 0 6px; border-right: 1px solid var(--line) !important;
+  font-variant-numeric: tabular-nums; white-space: nowrap; }
+.matrix thead th.pts-head { z-index: 4; top: 0; vertical-align: bottom; padding: 4px 6px; }
+.pts small { color: var(--muted); margin-left: 1px; }
+.with-points .groups th.group span { left: calc(var(--name-w) + var(--pts-w) + 6px); }
+.with-points .notice-text { left: calc(var(--name-w) + var(--pts-w) + 8px); }
+.points-table { border-collapse: collapse; margin: 2px 0 6px; }
+.points-table td { padding: 1px 10px 1px 0; }
 dialog { width: min(68rem, 94vw); max-height: 90vh; padding: 0; border: 0; border-radius: 8px;
   box-shadow: 0 12px 40px rgba(0,0,0,.35); }
 dialog::backdrop { background: rgba(15,23,42,.45); }

@@ -59,6 +59,13 @@ def submission(name: str, status: str, mode: str, verdicts: dict[str, str], mess
             "results": {case_id: result(verdict) for case_id, verdict in verdicts.items()}}
 
 
+def points(score: float, total: float = 100.0, **by_item: tuple[float, float]) -> dict[str, Any]:
+    """A submission's points as conformance/profile.py's score() gives them."""
+    return {"score": score, "max_score": total, "mode": "framed", "profile": "course",
+            "items": [{"id": rid, "kind": "requirement", "score": got, "max_score": of, "visibility": "visible",
+                       "passed": 1, "counted": 1, "cases": []} for rid, (got, of) in by_item.items()]}
+
+
 def sample() -> dict[str, Any]:
     alice = {"S-HELLO-1[whole]": "FAIL", "S-HELLO-1[bytewise]": "PASS", "S-BUSY-2": "WARN", "S-LONG-3[a]": "PASS",
              "S-LONG-3[b]": "FLAKY", "S-LONG-3[c]": "SKIP", "C-PROMPT-1": "BLOCKED", "C-QUIT-2[ctrl-d]": "PASS",
@@ -72,13 +79,14 @@ def sample() -> dict[str, Any]:
         "cases": [{"id": cid, "base": cid.split("[")[0], "mode": mode, "title": title, "requirements": reqs,
                    "kind": "text" if cid in TEXT_CASES else "behaviour"} for cid, mode, title, reqs in CASES],
         "submissions": [
-            submission("alice", "GRADED", "framed", alice),
-            submission(NASTY_NAME, "GRADED", "pair", {"P-RELAY-1": "FAIL"}),
-            submission("Zoë ✓", "GRADED", "framed", {cid: "PASS" for cid, mode, *_ in CASES if mode != "pair"}),
-            submission("bob", "BUILD-FAIL", "", {}, message=f"chatclient.c:3:1: error: {IMG_INJECTION}",
-                       log=f"gcc -Wall chatclient.c\n{LONG_LINE}\n\x00\x1b[0m"),
-            submission("carol", "HUNG", "framed", {"S-HELLO-1[whole]": "PASS", "S-HELLO-1[bytewise]": "FAIL"},
-                       message="the server hung in S-BUSY-2"),
+            {**submission("alice", "GRADED", "framed", alice), "points": points(62.5, **{"A-3": (12.5, 20)})},
+            {**submission(NASTY_NAME, "GRADED", "pair", {"P-RELAY-1": "FAIL"}), "points": points(80)},
+            {**submission("Zoë ✓", "GRADED", "framed", {cid: "PASS" for cid, mode, *_ in CASES if mode != "pair"}),
+             "points": points(100)},
+            {**submission("bob", "BUILD-FAIL", "", {}, message=f"chatclient.c:3:1: error: {IMG_INJECTION}",
+                          log=f"gcc -Wall chatclient.c\n{LONG_LINE}\n\x00\x1b[0m"), "points": points(0)},
+            {**submission("carol", "HUNG", "framed", {"S-HELLO-1[whole]": "PASS", "S-HELLO-1[bytewise]": "FAIL"},
+                          message="the server hung in S-BUSY-2"), "points": points(30)},
         ],
     }
 
@@ -88,14 +96,23 @@ def shown(value: str) -> str:
     return re.sub(r"[\x00-\x08\x0b-\x1f]", lambda found: chr(0x2400 + ord(found.group())), value)
 
 
+def group_bases(data: dict[str, Any], sub: dict[str, Any]) -> list[str]:
+    """The columns of a submission's table: the cases of its own kind (pair, or framed: server and client), and
+    any other case it ran; its own kind's first."""
+    pair = sub["mode"] == "pair"
+    ran = {cid.split("[")[0] for cid in sub["results"]}
+    own = [c["base"] for c in data["cases"] if (c["mode"] == "pair") == pair]
+    other = [c["base"] for c in data["cases"] if (c["mode"] == "pair") != pair and c["base"] in ran]
+    return list(dict.fromkeys(own + other))
+
+
 def expected_cells(data: dict[str, Any]) -> dict[tuple[str, str], str]:
     """(submission, base id) -> the worst verdict of its variants, "" if none ran; for rows that have cells."""
-    bases = list(dict.fromkeys(case["base"] for case in data["cases"]))
     cells = {}
     for sub in data["submissions"]:
         if not sub["results"]:
             continue  # a row with no results has its message across it instead
-        for base in bases:
+        for base in group_bases(data, sub):
             verdicts = [r["verdict"] for cid, r in sub["results"].items() if cid.split("[")[0] == base]
             cells[shown(sub["name"]), base] = min(verdicts, key=WORST_FIRST.index) if verdicts else ""
     return cells
@@ -170,6 +187,46 @@ def test_text_cases_are_marked_and_blocked_cells_name_their_root() -> None:
     assert f"it needs {ROOT_CAUSE}, which FAILed" in panel.text()
 
 
+def test_a_pair_submission_shows_its_own_columns_first() -> None:
+    data = sample()
+    root = parse(report.render(data))
+    tables = root.find_all("table", test=lambda e: "matrix" in e.attrs.get("class", "").split())
+    assert [t.attrs["data-group"] for t in tables] == ["framed", "pair"]
+    for table in tables:
+        headers = [th.attrs["data-case"] for th in table.find_all("th", test=lambda e: "data-kind" in e.attrs)]
+        for row in table.find_all("tr", test=lambda e: "sub-row" in e.attrs.get("class", "")):
+            sub = next(s for s in data["submissions"] if shown(s["name"]) == row.attrs["data-submission"])
+            assert headers == group_bases(data, sub), sub["name"]
+            if sub["results"]:
+                assert [c.attrs["data-case"] for c in cells(row)] == headers
+    framed, pair = tables
+    assert "P-RELAY-1" not in [th.attrs.get("data-case") for th in framed.find_all("th")]
+    assert "Pair submissions (1)" in pair.find("th", **{"class": "corner"}).text()
+    # A pair row that also ran a framed case (it cannot, but the page must not hide it) gets that column after its own.
+    odd = {**data, "submissions": [submission("dave", "GRADED", "pair", {"P-RELAY-1": "PASS", "S-BUSY-2": "FAIL"})]}
+    (table,) = parse(report.render(odd)).find_all("table", data_group="pair")
+    assert [c.attrs["data-case"] for c in cells(table)] == ["P-RELAY-1", "S-BUSY-2"]
+
+
+def test_the_points_column_and_panel() -> None:
+    data = sample()
+    root = parse(report.render(data))
+    for sub in data["submissions"]:
+        row = sub_row(root, shown(sub["name"]))
+        (cell,) = row.find_all("td", test=lambda e: "pts" in e.attrs.get("class", "").split())
+        assert float(cell.attrs["data-points"]) == sub["points"]["score"]
+        assert float(cell.attrs["data-max-points"]) == sub["points"]["max_score"]
+    assert len(root.find_all("th", test=lambda e: "pts-head" in e.attrs.get("class", ""))) == 2  # one per table
+    panel = by_id(root.find(id="panels"), "s-0")  # alice's own panel: her points per requirement
+    assert panel.find("tr", data_item="A-3").text().startswith("A-312.5 / 20")
+    assert "points: 62.5 of 100" in panel.text()
+    # Data without points (a run without --profile) has no points column.
+    plain = sample()
+    for sub in plain["submissions"]:
+        del sub["points"]
+    assert not parse(report.render(plain)).find_all("td", test=lambda e: "pts" in e.attrs.get("class", "").split())
+
+
 @pytest.mark.parametrize("data", [
     {},
     {"title": "empty", "cases": [], "submissions": []},
@@ -240,8 +297,9 @@ def test_the_matrix_shows_the_counts_of_the_data(sample_data: dict[str, Any], do
 
 def test_a_submission_that_was_not_graded_says_why_across_its_row(dom: Element) -> None:
     bob = sub_row(dom, "bob")
-    (notice,) = bob.find_all("td")
-    assert int(notice.attrs["colspan"]) == 6  # every column
+    (points, notice) = bob.find_all("td")
+    assert (points.attrs["data-points"], points.attrs["data-max-points"]) == ("0", "100")
+    assert int(notice.attrs["colspan"]) == 5  # every column of its table: bob has no mode, so the framed one
     assert f"BUILD-FAIL chatclient.c:3:1: error: {IMG_INJECTION}" in notice.text()
     assert "HUNG the server hung in S-BUSY-2" in dom.find("tr", **{"class": "notice-row"}).text()
 
