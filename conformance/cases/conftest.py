@@ -330,5 +330,9 @@ def start_client(opts: Options, ctx: Context, scripted_server: ScriptedServer) -
         return program
 
     yield start
+    # Our side of each connection ends first: a client that says goodbye when it is stopped
+    # (QUIT, then a drain until the peer closes, W-7) then exits at once instead of after its drain.
+    for peer in scripted_server.peers:
+        peer.close()
     for program in started:
         program.stop()
