@@ -601,9 +601,9 @@ def case_out_of_order(chat: Chat, order: str) -> None:
 
 # --- exit statuses ----------------------------------------------------------------------------
 
-EXITS = {  # how the conversation ends -> (the status X-1 gives, the requirements)
+EXITS = {  # how the conversation ends -> (the status X-1 gives, the requirements); the probe's last
     "quit": (0, "C-8"), "closed": (0, "C-11"), "ctrl-c": (130, "C-9"), "error": (4, "C-12"),
-    "protocol": (5, "C-13"), "timeout": (5, "C-4"), "lost": (6, "C-14"),
+    "protocol": (5, "C-13"), "lost": (6, "C-14"), "timeout": (5, "C-4"),
 }
 
 
