@@ -71,8 +71,8 @@ PAIRS = {
     }),
     # Each recv() taken as one message: split by the bytewise relay, merged by the coalescing one.
     "client-recv-per-message": Pair(PLAIN_SERVER, PLAIN_CLIENT + " --defect recv-per-message", {
-        "P-LONG-1": ("The client's read of a message broke: it showed the 500-character message as 1 line(s) "
-                     "('Server> s') after the relay delivered it one byte at a time: 's' | '0' | '0'",
+        "P-LONG-1": ("The client's read of a message broke: it showed the 500-character message as ",
+                     "after the relay delivered it one byte at a time: 's' | '0' | '0' | '0' | ' ' | 'l'",
                      "the client shows the server's message"),
         "P-FRAME-1": ("The client's read of the server's handle took the next message too: the relay delivered "
                       "the end of the server's handle and the start of 'second' in one segment: "
@@ -85,8 +85,9 @@ PAIRS = {
     }, BROKEN),
     # Only the handle is read with one recv(): what a relay that cuts the handshake breaks.
     "server-handle-one-recv": Pair(PLAIN_SERVER + " --defect handle-one-recv", PLAIN_CLIENT, {
-        "P-LONG-1": ("The server's read of the client's handle broke: it showed 'C joined.', 'C> hris' (the handle "
-                     "'Chris' cut to 'C') after the relay delivered the handshake one byte at a time: "
+        # (the server reads 'C' alone, or 'Ch' on a loaded machine: the cut is the relay's, the same)
+        "P-LONG-1": ("The server's read of the client's handle broke: it showed 'C",
+                     "after the relay delivered the handshake one byte at a time: "
                      "'C' | 'h' | 'r' | 'i' | 's' | '\\n' (bytes 0 to 5, 6 segment(s))",),
         "P-FRAME-1": ("in one segment: 'Chris\\nfirst\\n'", "the server then showed 'Chris', 'first joined.'"),
     }, BROKEN),
