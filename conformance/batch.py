@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from chatwire import printable
-from conformance import report, sandbox
+from conformance import feedback, report, sandbox
+from conformance import profile as course
 from conformance.options import RunOptions
 from conformance.plugin import document
 from conformance.verdicts import Status, Verdict
@@ -98,6 +99,13 @@ def add_parser(modes: Any) -> None:
                              "(a folder's conformance.toml still wins)")
     parser.add_argument("--python2", metavar="PATH",
                         help="a Python 2 interpreter, run instead of python3 for a program written in Python 2")
+    # -- points and feedback (issue "Grade a real class": conformance/profile.py, conformance/feedback.py)
+    parser.add_argument("--profile", metavar="FILE",
+                        help="a course profile (TOML; 'default' for the one shipped): each submission's points "
+                             "in the CSV, the JSON and the report")
+    parser.add_argument("--feedback", type=Path, metavar="DIR",
+                        help="write one Markdown file per submission to DIR: its points, each case that did not "
+                             "pass and the command that re-runs it (scored with --profile, else the default)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copies (their path is printed)")
     parser.add_argument("--no-namespaces", action="store_true",
                         help="run without new namespaces (only limits, clean environments and process groups)")
@@ -119,6 +127,7 @@ class Submission:
     last: dict[str, str] = field(default_factory=dict)  # the last case to end, by mode
     cases: dict[str, dict[str, Any]] = field(default_factory=dict)
     loaded: dict[str, Any] | None = None  # its record, as --resume read it back from the JSON
+    points: dict[str, Any] | None = None  # with a course profile: its points (conformance/profile.py)
 
     def summary(self) -> dict[str, int]:
         counts = Counter(case["verdict"] for case in self.cases.values())
@@ -128,7 +137,8 @@ class Submission:
         if self.loaded is not None:
             return self.loaded
         return {"name": self.name, "status": self.status, "mode": self.mode, "message": self.message,
-                "log": self.log, "seconds": round(self.seconds, 1), "summary": self.summary(), "results": self.cases}
+                "log": self.log, "seconds": round(self.seconds, 1), "summary": self.summary(), "results": self.cases,
+                **({"points": self.points} if self.points is not None else {})}
 
 
 def shown(text: str) -> str:
@@ -157,6 +167,7 @@ class Grading:
         self.runners: set[int] = set()  # process groups of the runners going on
         self.cancelled = False
         self.outputs: Outputs | None = None
+        self.scorer: course.Scorer | None = None  # --profile / --feedback
         self.tty = sys.stdout.isatty()
         sandbox.fix_task_limit()  # inherited by every runner, and so by every student's process
         self.env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -226,6 +237,8 @@ class Grading:
 
     def record(self, sub: Submission) -> None:
         """The moment a submission is graded: its CSV row and JSON record are written and flushed."""
+        if self.scorer is not None:
+            self.scorer.score(sub)
         if self.outputs is not None:
             self.outputs.add(sub)
 
@@ -407,23 +420,29 @@ def spreadsheet_unsafe(value: str) -> str:
     return value[1:] if value[:1] == "'" and value[1:2] in SPECIAL else value
 
 
-def csv_header(ids: list[str]) -> list[str]:
-    return ["submission", "status", "mode", *VERDICTS, "seconds", "message", *ids]
+POINTS_COLUMNS = ("points", "max_points")  # last, with a course profile (--profile)
+
+
+def csv_header(ids: list[str], points: bool = False) -> list[str]:
+    return ["submission", "status", "mode", *VERDICTS, "seconds", "message", *ids, *(POINTS_COLUMNS if points else ())]
 
 
 def csv_row(sub: Submission, ids: list[str]) -> list[object]:
     counts = sub.summary()
     cells = [sub.cases[cid]["verdict"] if cid in sub.cases else "" for cid in ids]
     row = [sub.name, sub.status, sub.mode, *(counts[v] for v in VERDICTS), round(sub.seconds, 1), sub.message, *cells]
+    if sub.points is not None:
+        row += [sub.points["score"], sub.points["max_score"]]
     return [spreadsheet_safe(value) for value in row]
 
 
-def write_csv(path: Path, subs: list[Submission], cases: list[str] | list[dict[str, Any]]) -> None:
+def write_csv(path: Path, subs: list[Submission], cases: list[str] | list[dict[str, Any]],
+              points: bool = False) -> None:
     """The whole CSV, replaced at once (a reader never sees half of it)."""
     ids = [c if isinstance(c, str) else c["id"] for c in cases]
     with replacing(path, newline="", encoding="utf-8-sig") as out:  # the BOM: Excel then reads UTF-8
         writer = csv.writer(out)
-        writer.writerow(csv_header(ids))
+        writer.writerow(csv_header(ids, points))
         for sub in subs:
             writer.writerow(csv_row(sub, ids))
 
@@ -443,13 +462,13 @@ def replacing(path: Path, **how: Any) -> Any:
             temp.unlink()
 
 
-def read_csv(path: Path, ids: list[str], sources: dict[str, Path]) -> dict[str, Submission]:
+def read_csv(path: Path, ids: list[str], sources: dict[str, Path], points: bool = False) -> dict[str, Submission]:
     """The submissions a CSV of an earlier run holds (verdicts only: no details)."""
     with open(path, newline="", encoding="utf-8-sig") as file:
         rows = list(csv.reader(file))
     if not rows:
         return {}
-    if rows[0] != csv_header(ids):
+    if rows[0] != csv_header(ids, points):
         raise UsageError(f"{path} has other columns than this run would write (other --case options?): "
                          "resume with the options of the run that wrote it, or grade afresh")
     done: dict[str, Submission] = {}
@@ -463,7 +482,7 @@ def read_csv(path: Path, ids: list[str], sources: dict[str, Path]) -> dict[str, 
                              seconds=float(row[first]))
         except ValueError:
             continue  # not a row this batch wrote: graded again
-        cells = zip(ids, row[first + 2:], strict=True)
+        cells = zip(ids, row[first + 2:first + 2 + len(ids)], strict=True)
         sub.cases = {cid: {"id": cid, "mode": mode_of(cid), "verdict": verdict, "title": "", "requirements": [],
                            "details": [], "transcripts": {}} for cid, verdict in cells if verdict}
         done[sub.name] = sub
@@ -495,7 +514,7 @@ def resumed(args: argparse.Namespace, ids: list[str], subs: list[Submission]) ->
         if args.json and args.json.is_file():
             return read_json(args.json, sources), str(args.json)
         if args.csv and args.csv.is_file():
-            return read_csv(args.csv, ids, sources), str(args.csv)
+            return read_csv(args.csv, ids, sources, points=scored(args)), str(args.csv)
     except (OSError, ValueError) as exc:
         raise UsageError(f"--resume could not read the earlier run's file: {exc}") from None
     return {}, ""
@@ -518,7 +537,7 @@ class Outputs:
         """Before grading: the CSV with its header (and the rows of a resumed run), the JSON."""
         self.recorded.update(done)
         if self.args.csv:
-            write_csv(self.args.csv, self.finished(), self.ids)
+            write_csv(self.args.csv, self.finished(), self.ids, points=scored(self.args))
         if self.args.json:
             self._write_json(partial=True)
 
@@ -560,7 +579,7 @@ class Outputs:
         written = []
         with self.lock:
             if self.args.csv:
-                write_csv(self.args.csv, self.finished(), self.ids)  # in the folder's order
+                write_csv(self.args.csv, self.finished(), self.ids, points=scored(self.args))  # in the folder's order
                 written.append(self.args.csv)
             if self.args.report:
                 report.write(self.args.report, self.document(partial))
@@ -625,6 +644,11 @@ class Stopped:
         raise KeyboardInterrupt
 
 
+def scored(args: argparse.Namespace) -> bool:
+    """Whether the batch gives points: with --profile, or --feedback (then the default profile)."""
+    return bool(getattr(args, "profile", None) or getattr(args, "feedback", None))
+
+
 def output_folder(args: argparse.Namespace) -> Path | None:
     """Where the first output file goes: the calibration is kept there for --resume."""
     first = next((p for p in (args.json, args.csv, args.report) if p), None)
@@ -645,6 +669,11 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
         if getattr(args, option) and "{port}" not in getattr(args, option):
             print(f"conformance: --{option} needs {{port}} where the port goes", file=sys.stderr)
             return 2
+    try:  # the course profile, checked as `profile check` does (conformance/profile.py)
+        scorer = course.Scorer.load(args.profile or "default", args.case) if scored(args) else None
+    except course.ProfileError as exc:
+        print("\n".join(f"conformance: --profile {args.profile}: {line}" for line in exc.problems), file=sys.stderr)
+        return 2
     started = time.monotonic()
     subs = [Submission(p.name, p) for p in sorted(args.submissions.iterdir())
             if p.is_dir() and not p.name.startswith(".")]
@@ -669,6 +698,8 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"warning: {why}: submissions run without namespaces (so with the network and files of "
               "this machine); limits, clean environments and process groups still apply")
     subs = [done.get(s.name, s) for s in subs]
+    for sub in done.values() if scorer else ():  # resumed: scored with this run's profile
+        scorer.score(sub)
     todo = [(index, s) for index, s in enumerate(subs, 1) if s.name not in done]
     if args.resume:
         print(f"resuming: {len(done)} of {len(subs)} submissions already graded"
@@ -682,6 +713,7 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
     temp = Path(tempfile.mkdtemp(prefix="conformance-batch-"))
     grading = Grading(args, RunOptions.from_args(args, timeout_scale=scale), prefix, temp)
     grading.total, grading.done, grading.outputs = len(subs), len(done), outputs
+    grading.scorer = scorer
     interrupted = False
     try:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
@@ -708,6 +740,13 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
         return 1
     for path in written:
         print(f"wrote {path}" + (" (partial)" if interrupted else ""))
+    if args.feedback and scorer is not None:  # one file per submission graded (conformance/feedback.py)
+        try:
+            files = feedback.write_batch(args.feedback, finished, scorer.profile, args.server, args.client)
+            print(f"wrote {len(files)} feedback files in {args.feedback}")
+        except OSError as exc:
+            print(f"conformance: could not write feedback: {exc.strerror or exc}", file=sys.stderr)
+            return 1
     if interrupted:
         print(f"\nconformance: interrupted; the {len(finished)} of {len(subs)} submissions graded are written"
               + ("; --resume with the same files grades the rest" if written else ""), file=sys.stderr)

@@ -242,3 +242,12 @@ def write(folder: Path, rows: Iterable[Mapping[str, Any]], profile: course.Profi
                                released), encoding="utf-8")
         written.append(path)
     return written
+
+
+def write_batch(folder: Path, subs: Iterable[Any], profile: course.Profile, server: str | None = None,
+                client: str | None = None) -> list[Path]:
+    """`batch --feedback DIR`: a file for each graded submission (a batch Submission: its name, its
+    source folder, its row() with points), its commands as the batch found them."""
+    subs = list(subs)
+    commands = {sub.name: programs(sub.source, server, client) for sub in subs}
+    return write(folder, [sub.row() for sub in subs], profile, commands)

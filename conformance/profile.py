@@ -510,3 +510,32 @@ def main(args: argparse.Namespace) -> int:
           f"credit = {profile.scoring.credit})")
     return 0
 
+
+
+class Scorer:
+    """A profile with the suite's cases, ready to score a batch's submissions (`batch --profile`)."""
+
+    def __init__(self, profile: Profile, cases: list[CaseInfo], requirements: Iterable[str]) -> None:
+        self.profile, self.cases, self.requirements = profile, cases, list(requirements)
+
+    @classmethod
+    def load(cls, name: str | Path, selection: Iterable[str] = ()) -> Scorer:
+        """The profile checked as `profile check` does (ProfileError if anything is wrong), scoring the
+        selected cases (every case with no selection)."""
+        profile = load(name)
+        cases, requirements = collect(), protocol_requirements()
+        if found := problems(profile, cases, requirements):
+            raise ProfileError(found)
+        chosen = set(selection)
+        if chosen:
+            cases = [case for case in cases if case.id in chosen or case.base in chosen]
+        return cls(profile, cases, requirements)
+
+    def points(self, status: str, mode: str, results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        return score(self.profile, mode, results, self.cases, status, self.requirements)
+
+    def score(self, sub: Any) -> None:
+        """Sets a batch Submission's points (and those of the record --resume read back)."""
+        sub.points = self.points(sub.status, sub.mode, sub.cases)
+        if getattr(sub, "loaded", None) is not None:
+            sub.loaded["points"] = sub.points
