@@ -669,6 +669,12 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
         if getattr(args, option) and "{port}" not in getattr(args, option):
             print(f"conformance: --{option} needs {{port}} where the port goes", file=sys.stderr)
             return 2
+    if args.python2:
+        found = shutil.which(args.python2)
+        if found is None:
+            print(f"conformance: --python2 {args.python2}: no such program", file=sys.stderr)
+            return 2
+        args.python2 = str(Path(found).resolve())
     try:  # the course profile, checked as `profile check` does (conformance/profile.py)
         scorer = course.Scorer.load(args.profile or "default", args.case) if scored(args) else None
     except course.ProfileError as exc:

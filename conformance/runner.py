@@ -21,6 +21,7 @@ descriptors opened through /proc.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from chatwire import NEED_DATA, Connection, Hello, ProtocolError, Role
-from conformance import sandbox
+from conformance import procstate, sandbox
 from conformance.checks import CaseFailure
 from conformance.options import RunOptions
 from conformance.pair import PairRun
@@ -53,6 +54,12 @@ DEFAULT_SERVER = ("chatserve.py", "python3 chatserve.py {port}")
 DEFAULT_CLIENT = ("chatclient", "./chatclient {host} {port}")
 BUILD_SECONDS = 120.0
 LOG_CHARS = 4000
+MAKEFILES = ("Makefile", "makefile", "GNUmakefile")
+# What a build that installs packages runs: the sandbox has no network, so it cannot.
+INSTALLS = re.compile(r"\b(pip3?\s+install|python3?\s+-m\s+pip\b|npm\s+(install|ci|i)\b|yarn\b|apt(-get)?\s+install|"
+                      r"gem\s+install|cargo\s+(build|install)|go\s+(get|mod\s+download)|curl\s|wget\s)")
+NO_NETWORK = ("the sandbox has no network, so the build cannot install packages: hand in what it needs with the "
+              "sources (a vendored copy), or install it on the grading machine and build without installing")
 
 
 class NotGradable(Exception):
@@ -107,11 +114,13 @@ def run_bounded(argv: list[str], cwd: Path, seconds: float) -> tuple[int | None,
 
 
 def build_commands(work: Path) -> list[list[str]]:
-    """Its own ./compileall, else its Makefile, else one program per C/C++ file with a main()."""
+    """Its own ./compileall, else its Makefile (`make -B`: every target is made again, so that a
+    binary committed with the sources is not taken for one built from them), else one program per
+    C/C++ file with a main()."""
     if (work / "compileall").is_file():
         return [["./compileall"] if os.access(work / "compileall", os.X_OK) else ["sh", "compileall"]]
-    if any((work / name).is_file() for name in ("Makefile", "makefile", "GNUmakefile")):
-        return [["make"]]
+    if any((work / name).is_file() for name in MAKEFILES):
+        return [["make", "-B"]]
     commands = []
     for compiler, pattern in (("cc", "*.c"), ("c++", "*.cpp")):
         sources = sorted(p.name for p in work.glob(pattern))
@@ -132,9 +141,28 @@ def first_error(output: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def build(work: Path, run: RunOptions) -> str:
-    """Runs the build; returns its output, or raises NotGradable('BUILD-FAIL')."""
+def installs_packages(work: Path, output: str) -> bool:
+    """Whether a build (its files, its output) installs packages: pip, npm, apt..."""
+    scripts = [work / "compileall", *(work / name for name in MAKEFILES)]
+    texts = [output] + [p.read_text("utf-8", "replace") for p in scripts if p.is_file()]
+    return any(INSTALLS.search(text) for text in texts)
+
+
+def executables(work: Path) -> dict[str, int]:
+    """The executable files at the top of `work`, with their modification times."""
+    found = {}
+    for entry in os.scandir(work):
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mode & 0o111:
+                found[entry.name] = entry.stat().st_mtime_ns
+    return found
+
+
+def build(work: Path, run: RunOptions) -> tuple[str, list[str]]:
+    """Runs the build; returns its output and the executables it made (new, or written again), or
+    raises NotGradable('BUILD-FAIL')."""
     log = []
+    before = executables(work)
     for argv in build_commands(work):
         emit("stage", text="building: " + shlex.join(argv))
         status, out = run_bounded(argv, work, BUILD_SECONDS * run.timeout_scale)
@@ -144,8 +172,12 @@ def build(work: Path, run: RunOptions) -> str:
                                                  f"{BUILD_SECONDS * run.timeout_scale:g} s", "".join(log))
         if status != 0:
             why = first_error(out) or f"{shlex.join(argv)} exited with status {status}"
+            if installs_packages(work, out):
+                why += f"; {NO_NETWORK}"
             raise NotGradable(Status.BUILD_FAIL, why, "".join(log))
-    return "".join(log)
+    made = [name for name, mtime in executables(work).items() if before.get(name) != mtime
+            and not name.endswith((".o", ".a", ".so", ".sh", ".py")) and name not in ("compileall", *MAKEFILES)]
+    return "".join(log), sorted(made)
 
 
 # --- the programs and the mode ----------------------------------------------------------------
@@ -156,43 +188,181 @@ class Programs:
     server: str
     client: str
     mode: str  # "framed", "pair", or "" to probe
+    notes: list[str] = field(default_factory=list)  # how a program was found, when not by its usual name
 
 
-def find_programs(work: Path) -> Programs:
-    """The defaults, or what the submission's conformance.toml says."""
+@dataclass(frozen=True)
+class Templates:
+    """What the grader said for the whole batch: --server, --client, --python2."""
+
+    server: str = ""
+    client: str = ""
+    python2: str = ""
+
+
+def named(work: Path, name: str) -> str | None:
+    """The file of `work` called `name`, in any case (chatClient for chatclient)."""
+    if (work / name).is_file():
+        return name
+    return next((p.name for p in sorted(work.iterdir()) if p.is_file() and p.name.lower() == name.lower()), None)
+
+
+def default_server(work: Path) -> tuple[str, str] | None:
+    """chatserve.py, or a Python file named chatserve without .py (any case)."""
+    for name in ("chatserve.py", "chatserve"):
+        found = named(work, name)
+        if found:
+            return f"python3 {shlex.quote(found)} {{port}}", "" if found == DEFAULT_SERVER[0] else found
+    return None
+
+
+def default_client(work: Path, made: list[str], server: str) -> tuple[str, str] | None:
+    """chatclient (any case), chatclient.py, or the one program the build made (not the server)."""
+    found = named(work, "chatclient")
+    if found:
+        return f"./{shlex.quote(found)} {{host}} {{port}}", "" if found == DEFAULT_CLIENT[0] else found
+    found = named(work, "chatclient.py")
+    if found:
+        return f"python3 {shlex.quote(found)} {{host}} {{port}}", found
+    others = [name for name in made if name not in server.split()]
+    clients = [name for name in others if "client" in name.lower()] or others
+    if len(clients) == 1:
+        return f"./{shlex.quote(clients[0])} {{host}} {{port}}", f"{clients[0]} (the program the build made)"
+    return None
+
+
+def find_programs(work: Path, made: list[str] | None = None, templates: Templates = Templates()) -> Programs:
+    """What the submission's conformance.toml says, else the batch's --server and --client, else
+    the usual names (in any case, chatserve without .py, or the one program its build made)."""
     config: dict[str, Any] = {}
     if (work / CONFIG).is_file():
         try:
             config = tomllib.loads((work / CONFIG).read_text("utf-8", "replace"))
         except tomllib.TOMLDecodeError as exc:
             raise NotGradable(Status.NO_START, f"{CONFIG}: {exc}") from None
-    found = []
-    for role, (default_file, default_command) in (("server", DEFAULT_SERVER), ("client", DEFAULT_CLIENT)):
+    found: list[str] = []
+    notes: list[str] = []
+    for role, (default_file, _) in (("server", DEFAULT_SERVER), ("client", DEFAULT_CLIENT)):
         command = config.get(role)
-        if command is None and (work / default_file).exists():
-            command = default_command
+        if command is None and getattr(templates, role):
+            command = getattr(templates, role)
+        if command is None:
+            usual = default_server(work) if role == "server" else default_client(work, made or [], found[0])
+            if usual is not None:
+                command, note = usual
+                if note:
+                    notes.append(f"{role}: {note}")
         if not isinstance(command, str) or "{port}" not in command:
             raise NotGradable(Status.NO_START, f"no {role}: {default_file} not found, and {CONFIG} does not name one "
                                           f"({role} = \"COMMAND with {{port}}\")")
+        command, note = python2_checked(work, command, templates.python2)
         found.append(command)
+        notes += [f"{role}: {note}"] if note else []
     mode = config.get("mode", "")
     if mode not in ("", "framed", "pair"):
         raise NotGradable(Status.NO_START, f"{CONFIG}: mode must be \"framed\" or \"pair\", not {mode!r}")
-    return Programs(found[0], found[1], mode)
+    return Programs(found[0], found[1], mode, notes)
+
+
+# Python 2 only: what Python 3 cannot compile (a heuristic, tried on the line where compile() fails).
+PYTHON2 = ((re.compile(r"^\s*print\s+(?![\s(=.,)\]}:;+*/%&|^<>!-])"), "print statement"),
+           (re.compile(r"^\s*print\s*$"), "print statement"),
+           (re.compile(r"^\s*except\s+[\w.]+\s*,\s*\w+\s*:"), "except X, e"),
+           (re.compile(r"^\s*raise\s+[\w.]+\s*,"), "raise X, text"),
+           (re.compile(r"^\s*exec\s+[\"'\w]"), "exec statement"),
+           (re.compile(r"\b0[0-7]+[lL]?\b|\b\d+[lL]\b"), "Python 2 number"),
+           (re.compile(r"`[^`]+`"), "backquotes"),
+           (re.compile(r"<>"), "<> operator"))
+
+
+def python2_reason(path: Path) -> str | None:
+    """Why `path` is Python 2 ("print statement, line 12"), or None: it compiles under Python 3, or
+    what breaks it is not Python 2 syntax."""
+    try:
+        source = path.read_text("utf-8", "replace")
+    except OSError:
+        return None
+    try:
+        compile(source, str(path), "exec", dont_inherit=True)
+        return None
+    except SyntaxError as exc:
+        broken = exc.lineno or 0
+    except ValueError:
+        return None
+    lines = source.splitlines()
+    if 1 <= broken <= len(lines):  # Python 3 stops at the first line of Python 2 syntax
+        line = lines[broken - 1].split("#")[0]
+        for pattern, what in PYTHON2:
+            if pattern.search(line):
+                return f"{what}, line {broken}"
+    return None
+
+
+def python2_checked(work: Path, command: str, python2: str) -> tuple[str, str]:
+    """`command`, run with --python2 where the Python file it runs is Python 2 (and a note that
+    says so); NotGradable when it is and no Python 2 was given."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command, ""
+    if not words or not re.fullmatch(r"(.*/)?python[0-9.]*", words[0]):
+        return command, ""
+    script = next((w for w in words[1:] if not w.startswith("-")), "")
+    if not script or not (work / script).is_file():
+        return command, ""
+    why = python2_reason(work / script)
+    if why is None:
+        return command, ""
+    if not python2:
+        raise NotGradable(Status.NO_START, f"{script} is Python 2 ({why}); give --python2 PATH")
+    return shlex.join([python2, *words[1:]]), f"{script} is Python 2 ({why}), run with {python2}"
+
+
+def listening_ports(pid: int) -> list[int]:
+    """The TCP ports that `pid` and its descendants listen on (from /proc/net/tcp and tcp6)."""
+    inodes = set()
+    for proc in procstate.descendants(pid):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{proc}/fd"):
+                with contextlib.suppress(OSError):
+                    link = os.readlink(f"/proc/{proc}/fd/{fd}")
+                    if link.startswith("socket:["):
+                        inodes.add(link[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return sorted(ports)
 
 
 def start_server(command: str, run: RunOptions) -> tuple[Program, int]:
     """The server on a free port once it listens, started as pair mode starts one (its handle
-    question answered, if it asks one first); NotGradable('NO-START') if it never listens."""
+    question answered, if it asks one first); NotGradable('NO-START') if it never listens, saying
+    what was seen (a port of its own it listens on instead) and how long it was waited for."""
     opts = Options(mode="pair", server_command=shlex.split(command), run=run)
     started: list[Program] = []
     pair = PairRun(opts, started.append)
+    began = time.monotonic()
     try:
         side = pair.start_server()
     except CaseFailure as exc:  # ProgramDied too: it could not start, or exited
+        waited = time.monotonic() - began
+        seen = []
+        if started and started[0].child.isalive():
+            others = [p for p in listening_ports(started[0].pid) if p != pair.port]
+            if others:
+                seen.append(f"it listens on port {', '.join(map(str, others))} instead (the port must come from "
+                            "{port} in its command: give its real arguments with --server or a conformance.toml)")
+        transcript = started[0].transcript if started else ""
+        if "SyntaxError" in transcript and "print" in transcript:
+            seen.append("its SyntaxError looks like Python 2: give --python2 PATH")
         for program in started:
             program.stop()
-        raise NotGradable(Status.NO_START, exc.what, started[0].transcript if started else "") from None
+        message = f"{exc.what} (waited {waited:.1f} s)" + "".join(f"; {s}" for s in seen)
+        raise NotGradable(Status.NO_START, message, transcript) from None
     return side.program, pair.port
 
 
@@ -288,11 +458,27 @@ def with_reruns(mode: str, programs: Programs, run: RunOptions) -> list[dict[str
     return cases
 
 
-def grade(work: Path, run: RunOptions) -> Outcome:
+def top_folder(work: Path) -> Path:
+    """`work`, or its single folder when the programs are one folder down (a zip's top folder)."""
+    entries = [p for p in work.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
+    folders = [p for p in entries if p.is_dir() and not p.is_symlink()]
+    if len(folders) == 1 and not any(p.is_file() for p in entries if p.name != "README.txt" and p.suffix != ".md"):
+        return folders[0]
+    return work
+
+
+def grade(work: Path, run: RunOptions, templates: Templates = Templates()) -> Outcome:
     outcome = Outcome()
+    notes = []
     try:
-        outcome.log = build(work, run)
-        programs = find_programs(work)
+        inner = top_folder(work)
+        if inner != work:  # its programs are one folder down: that folder is built and graded
+            notes.append(f"programs in its folder {inner.name}/")
+            os.chdir(inner)
+            work = inner
+        outcome.log, made = build(work, run)
+        programs = find_programs(work, made, templates)
+        outcome.message = "; ".join(notes + programs.notes)
         outcome.mode = choose_mode(programs, run)
         emit("mode", mode=outcome.mode)
         modes = ["pair"] if outcome.mode == "pair" else ["server", "client"]
@@ -301,7 +487,8 @@ def grade(work: Path, run: RunOptions) -> Outcome:
             for cases in pool.map(lambda mode: with_reruns(mode, programs, run), modes):
                 outcome.cases += cases
     except NotGradable as exc:
-        outcome.status, outcome.message, outcome.log = exc.status, exc.message, exc.log
+        outcome.status, outcome.log = exc.status, exc.log or outcome.log
+        outcome.message = "; ".join([exc.message, *notes])
     return outcome
 
 
@@ -309,15 +496,20 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m conformance.runner", description=__doc__.split("\n")[0])
     parser.add_argument("work", type=Path, help="the submission's copy (made by batch)")
     parser.add_argument("--isolated", action="store_true", help="seal the namespaces made by unshare first")
+    parser.add_argument("--server", default="", metavar="COMMAND", help="the server command, if no conformance.toml")
+    parser.add_argument("--client", default="", metavar="COMMAND", help="the client command, if no conformance.toml")
+    parser.add_argument("--python2", default="", metavar="PATH", help="a Python 2, for programs in Python 2")
     RunOptions.add_arguments(parser)
     args = parser.parse_args(argv)
     sandbox.protect_self()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # batch stops us; a student's kill -INT must not
     Policy.untrusted = True
     suite = [ROOT, Path(sys.prefix), Path(sys.base_prefix)]
+    if args.python2 and os.path.isabs(args.python2):
+        suite.append(Path(args.python2).parent)  # visible (read-only) in the sandbox, wherever it is
     work = sandbox.enter(args.work, suite) if args.isolated else args.work
     os.chdir(work)
-    outcome = grade(work, RunOptions.from_args(args))
+    outcome = grade(work, RunOptions.from_args(args), Templates(args.server, args.client, args.python2))
     emit("result", **outcome.as_json())
     if args.isolated and os.getpid() == 1:
         os.kill(-1, signal.SIGKILL)  # first in its PID namespace: whatever the student left behind

@@ -2,14 +2,18 @@
 
 Each is a folder as a student would hand it in: the project's own files where it should pass,
 a mutant of them (tests/broken/mutants.py) where it should FAIL exactly that mutant's cases,
-the plain-text pair of tests/pairs/, the independent implementation of tests/independent/, and
-four that cannot be graded: one that does not compile, one that hangs, one that exits at once,
-one with no programs. `make_class()` returns what each must get.
+the plain-text pair of tests/pairs/, the independent implementation of tests/independent/, one
+as a real class hands it in (a zip's top folder, a client built as chatClient, a stale binary
+committed with it), and seven that cannot be graded: one that does not compile, one that hangs,
+one that exits at once, one with no programs, a Python 2 server, a server that listens on
+another port than given, a build that installs packages. `make_class()` returns what each must get.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +39,60 @@ with socket.create_server(("127.0.0.1", int(sys.argv[1]))) as listener:
         held.append(conn)
         time.sleep(3600)
 '''
+
+
+# Listens on the port after the one it was given: a student's fixed or mis-read port.
+WRONG_PORT_SERVER = '''import socket
+import sys
+import time
+
+with socket.create_server(("127.0.0.1", int(sys.argv[1]) + 1)) as listener:
+    time.sleep(3600)
+'''
+
+# A Makefile that builds the client as chatClient (another name than the usual one).
+CAMEL_MAKEFILE = """all: chatClient
+
+chatClient: chatclient.c chatwire.c chatwire.h
+\tcc -O2 -o chatClient chatclient.c chatwire.c -lm
+"""
+
+# A Python 3 that understands Python 2's print statement (no Python 2 is on the test machine): the
+# stand-in for the grader's `--python2 PATH`.
+FAKE_PYTHON2 = '''#!/usr/bin/env python3
+"""A stand-in Python 2: the script's print statements become calls, then it runs as Python 3."""
+import re
+import sys
+
+script = sys.argv[1]
+source = re.sub(r"^(\\s*)print\\s+(?!\\()(.+)$", r"\\1print(\\2)", open(script).read(), flags=re.M)
+sys.argv = sys.argv[1:]
+sys.path[0] = "."
+exec(compile(source, script, "exec"), {"__name__": "__main__", "__file__": script})
+'''
+
+
+def python2_server(target: Path) -> int:
+    """The reference, with one Python 2 print statement in its server; returns its line."""
+    reference(target)
+    lines = (target / "chatserve.py").read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith(("import ", "from "))) + 1
+    lines.insert(at, 'def banner():\n    print "Chat server, Python 2 style"\n')
+    (target / "chatserve.py").write_text("".join(lines))
+    return at + 2
+
+
+def camel_zipped_stale(target: Path) -> None:
+    """As a zip unpacks: one top folder, in it a Makefile that builds chatClient, and a chatClient
+    committed long ago (newer than the sources by its date) that only exits."""
+    inner = target / "project-main"
+    reference(inner)
+    (inner / "Makefile").write_text(CAMEL_MAKEFILE)
+    stale = inner / "chatClient"
+    stale.write_text("#!/bin/sh\nexit 3\n")
+    stale.chmod(0o755)
+    future = time.time() + 3600
+    os.utime(stale, (future, future))
 
 
 @dataclass(frozen=True)
@@ -97,6 +155,24 @@ def make_class(folder: Path) -> dict[str, Expected]:
     (quits / "chatserve.py").write_text("raise SystemExit(1)\n")
     (quits / "chatclient.c").write_text("int main(void) { return 1; }\n")
     expected["exits-at-once"] = Expected("NO-START", message="exited with status 1 before it listened")
+
+    line = python2_server(folder / "python2-server")
+    expected["python2-server"] = Expected(
+        "NO-START", message=f"chatserve.py is Python 2 (print statement, line {line}); give --python2 PATH")
+
+    camel_zipped_stale(folder / "zipped-camel-stale")
+    expected["zipped-camel-stale"] = Expected("GRADED", "framed",
+                                              message="programs in its folder project-main/; client: chatClient")
+
+    wrong = folder / "wrong-port"
+    reference(wrong)
+    (wrong / "chatserve.py").write_text(WRONG_PORT_SERVER)
+    expected["wrong-port"] = Expected("NO-START", message="instead (the port must come from {port}")
+
+    installs = folder / "installs-packages"
+    reference(installs)
+    (installs / "Makefile").write_text("all:\n\tnpm install\n")
+    expected["installs-packages"] = Expected("BUILD-FAIL", message="the sandbox has no network")
 
     empty = folder / "no-programs"
     empty.mkdir()

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "broken"))
 
 from browser import Element, load, parse
 from mutants import MUTANTS, expected_ids, mutated_source
-from submissions import Expected, make_class
+from submissions import FAKE_PYTHON2, Expected, make_class, python2_server
 from submissions import reference as reference_copy
 
 from conformance import batch, procstate, runner, sandbox
@@ -98,7 +98,8 @@ def test_every_submission_gets_its_status_and_mode(graded: BatchRun) -> None:
 
 def test_correct_submissions_pass_every_case(graded: BatchRun) -> None:
     framed = listed("server") + listed("client")
-    for name, cases in (("reference", framed), ("independent", framed), ("plain-text-pair", listed("pair"))):
+    for name, cases in (("reference", framed), ("independent", framed), ("plain-text-pair", listed("pair")),
+                        ("zipped-camel-stale", framed)):
         results = graded.submission(name)["results"]
         assert {cid: r["verdict"] for cid, r in results.items()} == dict.fromkeys(cases, "PASS"), name
 
@@ -290,7 +291,7 @@ def test_build_commands_follow_the_submission(tmp_path: Path) -> None:
     assert runner.build_commands(tmp_path) == [["cc", "-O2", "-o", "client", "client.c", "util.c", "-lm"],
                                                ["c++", "-O2", "-o", "srv", "srv.cpp", "-lm"]]
     (tmp_path / "Makefile").write_text("all:\n")
-    assert runner.build_commands(tmp_path) == [["make"]]
+    assert runner.build_commands(tmp_path) == [["make", "-B"]]  # a binary committed with it is made again
     (tmp_path / "compileall").write_text("true\n")
     assert runner.build_commands(tmp_path) == [["sh", "compileall"]]
 
@@ -464,3 +465,49 @@ def test_an_interrupted_batch_keeps_its_rows_and_resume_finishes_it(tmp_path: Pa
 def test_resume_needs_the_files_of_the_run(tmp_path: Path) -> None:
     result = run_batch(tmp_path, "--resume")
     assert result.returncode == 2 and "--resume needs the --json or --csv file" in result.stderr
+
+
+# --- real class folders -------------------------------------------------------------------------
+
+
+def test_a_python2_server_runs_with_the_python2_the_grader_names(tmp_path: Path) -> None:
+    """No Python 2 is on the test machine: a stand-in that knows the print statement (an honest
+    Python 2 for this server, which has one) is given as --python2."""
+    line = python2_server(tmp_path / "class" / "py2")
+    fake = tmp_path / "bin" / "python2"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_PYTHON2)
+    fake.chmod(0o755)
+    result = run_batch(tmp_path / "class", "--timeout-scale", "1", "--case", "S-LISTEN-1", "--case", "S-MSG-1",
+                       "--python2", str(fake), "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (sub,) = json.loads((tmp_path / "r.json").read_text())["submissions"]
+    assert (sub["status"], sub["summary"]["PASS"]) == ("GRADED", 5), sub["message"]
+    assert sub["message"] == f"server: chatserve.py is Python 2 (print statement, line {line}), run with {fake}"
+
+
+def test_python2_is_told_by_the_line_python3_stops_at(tmp_path: Path) -> None:
+    script = tmp_path / "s.py"
+    for source, want in (('import sys\nprint "hi"\n', "print statement, line 2"),
+                         ("try:\n    pass\nexcept ValueError, e:\n    pass\n", "except X, e, line 3"),
+                         ("print('fine')\n", None), ("def broken(:\n    print 'not reached'\n", None)):
+        script.write_text(source)
+        assert runner.python2_reason(script) == want, source
+
+
+def test_programs_are_found_by_other_names_and_one_folder_down(tmp_path: Path) -> None:
+    (tmp_path / "chatserve").write_text("print('a server without .py')\n")
+    (tmp_path / "client_bin").write_text("")
+    found = runner.find_programs(tmp_path, made=["client_bin"])
+    assert (found.server, found.client) == ("python3 chatserve {port}", "./client_bin {host} {port}")
+    assert found.notes == ["server: chatserve", "client: client_bin (the program the build made)"]
+    templates = runner.Templates(server="python3 chatserve 127.0.0.1 {port}", client="./c {port}")
+    assert runner.find_programs(tmp_path, templates=templates).server == "python3 chatserve 127.0.0.1 {port}"
+    (tmp_path / "conformance.toml").write_text('server = "python3 own.py {port}"\n')  # the folder's own wins
+    assert runner.find_programs(tmp_path, templates=templates).server == "python3 own.py {port}"
+    zipped = tmp_path / "zipped"
+    (zipped / "alice-chat").mkdir(parents=True)
+    (zipped / "README.md").write_text("")
+    assert runner.top_folder(zipped) == zipped / "alice-chat"
+    (zipped / "chatserve.py").write_text("")
+    assert runner.top_folder(zipped) == zipped
