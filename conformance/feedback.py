@@ -96,7 +96,7 @@ def inline(text: Any) -> str:
 
 
 def file_name(name: str, taken: Collection[str]) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip(".") or "submission"
+    stem = re.sub(r"[^\w.-]", "_", name).strip(".") or "submission"
     candidate, number = f"{stem}.md", 1
     while candidate in taken:
         number += 1
