@@ -105,6 +105,8 @@ def message_read(stream: Stream) -> str | None:
         return None
     end = at + len(last.text.encode())
     lines = [line for line in stream.after_last if line.strip()]
+    if any(line.endswith(last.text) for line in lines):  # it arrived: something else went wrong
+        return None
     start = stream.segment_start(at)
     if last.offset > 0 and start < last.offset:
         before = f"the {stream.sender}'s handle" if last is stream.typed[0] else "the message before"
@@ -113,8 +115,6 @@ def message_read(stream: Stream) -> str | None:
                 f"{stream.cut(start, min(stream.segment_end(at), start + 80))}; the {stream.receiver} then showed "
                 + (", ".join(short(line, 50) for line in lines[:4]) or "nothing")
                 + "; it takes one read for one whole line")
-    if any(line.endswith(last.text) for line in lines):
-        return None
     if lines:
         return (f"the {stream.receiver}'s read of a message broke: it showed the {len(last.text)}-character "
                 f"message as {len(lines)} line(s) ({', '.join(short(line, 40) for line in lines[:3])}"
