@@ -1,4 +1,4 @@
-"""What a course fixes about the assignment, as pair mode holds a pair to it.
+"""What a course fixes about the assignment, as the cases hold a program to it.
 
 The defaults are the assignment this project was written for (PROTOCOL.md section 7a). A
 course's profile (conformance/profile.py) may change any of them; every pair case reads its

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conformance.assignment import Assignment
 from conformance.verdicts import Status, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,19 +156,6 @@ def catalogue_of(results: Mapping[str, Mapping[str, Any]]) -> list[CaseInfo]:
 
 
 # -- the profile
-
-
-@dataclass(frozen=True)
-class Assignment:
-    """What a course fixes about the assignment (the cases read these; the defaults are PROTOCOL.md's)."""
-
-    message_limit: int = 500
-    handle_limit: int = 10
-    quit_word: str = "\\quit"
-    prompt: str = "{handle}> "
-    connected_line: str = "Established connection with {address}..."
-    dropped_line: str = "The client has dropped the connection..."
-    split_long_lines: bool = False  # may a line over message_limit be sent in pieces (else it is refused)
 
 
 PLACEHOLDERS = {"prompt": {"handle"}, "connected_line": {"address"}, "dropped_line": set()}
