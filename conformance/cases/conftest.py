@@ -236,6 +236,11 @@ def _check_alive(srv: ServerUnderTest, ctx: Context) -> None:
         raise ProgramDied("", f"the server {srv.program.exit_description()} during {ctx.case_id}")
 
 
+# Set by a case once it has left the shared server as it found it (its conversations over, their
+# lines taken in), before it judges what it saw: its FAIL then needs no new server.
+LEFT_AS_FOUND = pytest.StashKey[bool]()
+
+
 @pytest.fixture
 def server(server_pool: ServerPool, ctx: Context) -> Iterator[ServerUnderTest]:
     srv = server_pool.get()
@@ -246,8 +251,10 @@ def server(server_pool: ServerPool, ctx: Context) -> Iterator[ServerUnderTest]:
         ctx.watch(srv.program)
     yield srv
     srv.close_peers()
-    # A case that failed may have left the server mid-conversation: the next case gets a new one.
-    if ctx.item.stash.get(VERDICT_KEY, "PASS") not in ("PASS", "WARN"):
+    # A case that failed may have left the server mid-conversation: the next case gets a new one,
+    # unless the case judged only once the conversation was over (a text case, say).
+    failed = ctx.item.stash.get(VERDICT_KEY, "PASS") not in ("PASS", "WARN")
+    if failed and not ctx.item.stash.get(LEFT_AS_FOUND, False):
         server_pool.dirty = True
     if srv.program and not srv.program.alive():
         server_pool.dirty = True

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Context, ModeCheck, ServerPool, ServerUnderTest
+from conftest import LEFT_AS_FOUND, Context, ModeCheck, ServerPool, ServerUnderTest
 
 import vectors
 from chatwire import ConnectionClosed, Error, ErrorCode, FrameType, Hello, Message, Quit
@@ -150,6 +150,12 @@ def on_screen(srv: ServerUnderTest) -> None:
     assert srv.terminal is not None
 
 
+def as_found(ctx: Context) -> None:
+    """The case has left the shared server as it found it (its conversation over, its lines taken
+    in): a text it then judges wrong needs no new server for the next case."""
+    ctx.item.stash[LEFT_AS_FOUND] = True
+
+
 def exact(reqs: str, what: str, expected: str, got: str) -> None:
     if got != expected:
         raise CaseFailure(reqs, what, [repr(expected)], repr(got))
@@ -172,11 +178,12 @@ def listening_ports(pid: int) -> set[int]:
 
 
 @case("S-LISTEN-1", reqs="S-3", title="the first line is 'Listening on port N...' with the real port", kind="text")
-def case_listening_line(server: ServerUnderTest) -> None:
+def case_listening_line(server: ServerUnderTest, ctx: Context) -> None:
     term = server.terminal
     if "\n" not in term.transcript:
         term.expect_text("\r\n", "S-3", "a first line")
     first = term.transcript.split("\n", 1)[0]
+    as_found(ctx)
     exact("S-3", "the server's first line", f"Listening on port {server.port}...", first)
 
 
@@ -270,16 +277,17 @@ def case_message_shown(server: ServerUnderTest, delivery: str) -> None:
 @case("S-TEXT-1", reqs="S-5 A-2", title="the message is shown as 'Chris> test', the prompt is 'HostA> '",
       needs=("S-HELLO-1",), kind="text")
 @pytest.mark.parametrize("text", ["message", "prompt"])
-def case_message_texts(server: ServerUnderTest, text: str) -> None:
+def case_message_texts(server: ServerUnderTest, ctx: Context, text: str) -> None:
     peer = connected(server)
     peer.send(Message("test"))
     line = expect_shown(server, "Chris", "test", "S-5", "the message shown after the handle 'Chris'")
+    prompt = expect_prompt(server, "S-5", "the operator prompted after the message")
+    end(server, peer)
+    as_found(ctx)
     if text == "message":
         exact("S-5", "the line showing the MESSAGE 'test' of the client 'Chris'", "Chris> test", line)
     else:
-        prompt = expect_prompt(server, "S-5", "the operator prompted after the message")
         exact("S-5", "the operator's prompt, with the server's handle", f"{server.handle}> ", prompt)
-    end(server, peer)
 
 
 @case("S-ADDR-1", reqs="S-3 S-4", title="IPv4 and IPv6 clients are both served", needs=("S-HELLO-1",))
@@ -298,13 +306,15 @@ def case_dual_stack(server: ServerUnderTest) -> None:
 @case("S-HELLO-3", reqs="S-4", title="'Established connection with (HOST, PORT)...' names the client plainly",
       needs=("S-ADDR-1",), kind="text")
 @pytest.mark.parametrize("family", FAMILIES)
-def case_established_line(server: ServerUnderTest, family: str) -> None:
+def case_established_line(server: ServerUnderTest, ctx: Context, family: str) -> None:
     on_screen(server)
     peer = server.handshake(host=FAMILIES[family])
     line = shown_line(server, "S-4", "the line for the new connection")
-    exact("S-4", f"the line naming this {family} client's address and port",
-          f"Established connection with {shown_address(peer)}...", line)
+    address = shown_address(peer)
     end(server, peer)
+    as_found(ctx)
+    exact("S-4", f"the line naming this {family} client's address and port",
+          f"Established connection with {address}...", line)
 
 
 @case("S-MSG-2", reqs="S-5 W-3", title="the operator's line goes out as the golden MESSAGE 'hello'",
@@ -348,15 +358,16 @@ def case_operator_bad_lines(server: ServerUnderTest) -> None:
 @case("S-TEXT-2", reqs="S-6 T-5", title="a refused line is explained as 'Message not sent: it PHRASE.'",
       needs=("S-HELLO-1",), kind="text")
 @pytest.mark.parametrize("bad", BAD_LINES)
-def case_refusal_text(server: ServerUnderTest, bad: str) -> None:
+def case_refusal_text(server: ServerUnderTest, ctx: Context, bad: str) -> None:
     line, phrase = BAD_LINES[bad]
     peer = connected(server)
     server_turn(server, peer)
     server.terminal.type(line)
     said = shown_line(server, "S-6 T-5", f"the reason for a line that {phrase}", typed=(line[:4],) if line else ())
+    end(server, peer)
+    as_found(ctx)
     exact("S-6 T-5", f"the line explaining why a line that {phrase} was not sent",
           f"Message not sent: it {phrase}.", said)
-    end(server, peer)
 
 
 @case("S-MSG-5", reqs="S-6 F-2", title="a line typed out of turn is not sent, then or later", needs=("S-HELLO-1",))
@@ -379,11 +390,12 @@ def case_operator_out_of_turn(server: ServerUnderTest) -> None:
 @case("S-TEXT-3", reqs="S-6 F-2", title="a line typed out of turn or with no client: 'Not your turn; ...' or "
       "'No client is connected; ...'", needs=("S-HELLO-1",), kind="text")
 @pytest.mark.parametrize("when", ["not-your-turn", "no-client"])
-def case_not_sent_texts(server: ServerUnderTest, when: str) -> None:
+def case_not_sent_texts(server: ServerUnderTest, ctx: Context, when: str) -> None:
     term = server.terminal
     if when == "no-client":
         term.type("line-nobody")
         said = shown_line(server, "S-6", "the notice for a line typed with no client", typed=("line-nobody",))
+        as_found(ctx)
         exact("S-6", "the line saying that a line typed with no client was not sent", NO_CLIENT, said)
         return
     peer = connected(server)
@@ -392,8 +404,9 @@ def case_not_sent_texts(server: ServerUnderTest, when: str) -> None:
     peer.expect("S-5", "the operator's message")
     term.type("line-two")
     said = shown_line(server, "S-6 F-2", "the notice for a line typed out of turn", typed=("line-one", "line-two"))
-    exact("S-6 F-2", "the line saying that a line typed out of turn was not sent", NOT_YOUR_TURN, said)
     end(server, peer)
+    as_found(ctx)
+    exact("S-6 F-2", "the line saying that a line typed out of turn was not sent", NOT_YOUR_TURN, said)
 
 
 # --- the end of a conversation ----------------------------------------------------------------
@@ -440,12 +453,13 @@ def case_operator_quit_out_of_turn(server: ServerUnderTest) -> None:
 @case("S-TEXT-4", reqs="S-9", title="'The client has dropped the connection...' and 'You have closed the "
       "connection...'", needs=("S-HELLO-1",), kind="text")
 @pytest.mark.parametrize("how", ["dropped", "lost", "you-closed"])
-def case_closing_texts(server: ServerUnderTest, how: str) -> None:
+def case_closing_texts(server: ServerUnderTest, ctx: Context, how: str) -> None:
     if how == "you-closed":
         peer = connected(server)
         server_turn(server, peer)
         server.terminal.type("\\quit")
         said = shown_line(server, "S-9", "the operator's closing line", typed=("\\quit",))
+        as_found(ctx)
         exact("S-9", "the line after the operator's \\quit", YOU_CLOSED, said)
         return
     peer = connected(server)
@@ -454,6 +468,7 @@ def case_closing_texts(server: ServerUnderTest, how: str) -> None:
     else:
         peer.close()
     said = shown_line(server, "S-9", "the line for the client's " + ("QUIT" if how == "dropped" else "lost connection"))
+    as_found(ctx)
     exact("S-9", "the line after the client's " + ("QUIT" if how == "dropped" else "end of stream"), DROPPED, said)
 
 
@@ -572,12 +587,13 @@ def case_out_of_order(server: ServerUnderTest, order: str) -> None:
 
 @case("S-ERR-3", reqs="S-10", title="a protocol error is reported as 'Closed the connection with ...: sent ERROR'",
       needs=("S-HELLO-1",), kind="text")
-def case_error_line(server: ServerUnderTest) -> None:
+def case_error_line(server: ServerUnderTest, ctx: Context) -> None:
     on_screen(server)
     peer = connected(server)
     peer.send_raw(bytes.fromhex("4d07d1"))
     peer.expect_error("W-4", "the answer to a MESSAGE declaring 2001 bytes", ErrorCode.MALFORMED)
     said = shown_line(server, "S-10", "the line naming the ERROR sent")
+    as_found(ctx)
     pattern = rf"Closed the connection with {re.escape(shown_address(peer))}: sent ERROR 2 MALFORMED \([^\r\n]+\)\.\.\."
     if not re.fullmatch(pattern, said):
         raise CaseFailure("S-10", "the line naming the ERROR sent",
@@ -603,14 +619,15 @@ def case_error_received(server: ServerUnderTest) -> None:
 
 @case("S-TEXT-5", reqs="S-10 S-13", title="the client's ERROR is shown as 'The client sent ERROR 3 UNEXPECTED: REASON'",
       needs=("S-HELLO-1",), kind="text")
-def case_error_received_text(server: ServerUnderTest) -> None:
+def case_error_received_text(server: ServerUnderTest, ctx: Context) -> None:
     on_screen(server)
     peer = connected(server)
     peer.send_raw(bytes.fromhex("450008") + b"\x03bad\x1b[2J")
     said = shown_line(server, "S-10 S-13", "the line showing the client's ERROR")
+    settle_line(server)  # the line saying that the conversation ended
+    as_found(ctx)
     exact("S-10 S-13", "the line showing the client's ERROR 3 'bad ESC [2J', ESC as '?'",
           "The client sent ERROR 3 UNEXPECTED: bad?[2J", said)
-    settle_line(server)
 
 
 # --- the operator's keys ------------------------------------------------------------------------
