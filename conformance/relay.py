@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import selectors
 import socket
 import struct
-import termios
 import threading
 import time
 
@@ -17,14 +15,6 @@ BYTE_GAP = 0.001  # bytewise relay: long enough for the receiver to read each by
 HOLD = 0.08  # coalescing relay: bytes that arrive within this time after the first go as one segment
 PROBE_DELAYS = (0.02, 0.2)  # after writing to a peer that has closed, when to look for its reset
 RECORDED = 4096  # the first bytes of each flow are kept with their segment boundaries, for failure messages
-
-
-def unread(sock: socket.socket) -> int:
-    """Bytes waiting in our own socket's receive queue (FIONREAD), without reading them."""
-    try:
-        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
-    except OSError:
-        return 0
 
 
 class Flow:
@@ -94,7 +84,8 @@ class Flow:
 
     def idle(self) -> bool:
         gated = self.gate and self.release_above is None
-        return not self.out and (not self.held or gated) and (self.eof or unread(self.src) == 0)
+        # readable, not just unread bytes: an end (FIN) or a reset waiting to be read is in flight too
+        return not self.out and (not self.held or gated) and (self.eof or not _readable(self.src))
 
 
 class Link:
@@ -200,7 +191,7 @@ class Relay:
 
     def idle(self) -> bool:
         """Nothing in flight: no connection waiting, nothing read and not yet passed on (held
-        bytes behind a closed gate excepted), no unread input, no reset still to look for."""
+        bytes behind a closed gate excepted), no input or end unread, no reset still to look for."""
         with contextlib.suppress(OSError):
             if any(_readable(sock) for sock in self.listeners):
                 return False
@@ -368,9 +359,10 @@ class Relay:
 
 
 def _readable(sock: socket.socket) -> bool:
-    sel = selectors.DefaultSelector()
+    """Input, an end or a reset waiting to be read (False for a socket already closed)."""
     try:
-        sel.register(sock, selectors.EVENT_READ)
-        return bool(sel.select(0))
-    finally:
-        sel.close()
+        with selectors.DefaultSelector() as sel:
+            sel.register(sock, selectors.EVENT_READ)
+            return bool(sel.select(0))
+    except (OSError, ValueError):
+        return False
