@@ -182,6 +182,7 @@ class ConformancePlugin:
         self.by_base: dict[str, list[str]] = {}
         self.by_node: dict[str, Result] = {}
         self.blocked: dict[tuple[str, str], list[str]] = {}  # (root FAIL, or '' and why) -> the cases BLOCKED
+        self.skipped: dict[str, list[str]] = {}  # why -> the cases SKIPped for it
         self.selected = 0
         self.started = time.monotonic()
         self.out = sys.stdout
@@ -240,8 +241,8 @@ class ConformancePlugin:
         item.stash[PROGRAMS_KEY] = []
         item.stash[NOTES_KEY] = []
         mark = case_marker(item)
-        for needed in mark.kwargs.get("needs", ()) if mark else ():
-            for other in self.by_base.get(needed, []):
+        for needed in mark.kwargs.get("needs", ()) if mark else ():  # a base ID (every variant) or a full one
+            for other in self.by_base.get(needed, [needed] if needed in self.results else []):
                 if self.results[other].verdict in (Verdict.FAIL, Verdict.BLOCKED):
                     root = self.results[other].root or other
                     self._result(item).root = root
@@ -341,6 +342,9 @@ class ConformancePlugin:
             why = "" if result.root else (result.details or ["for a reason not given"])[0]
             self.blocked.setdefault((result.root, why), []).append(result.case_id)
             return
+        if result.verdict == Verdict.SKIP:  # likewise, one line per reason
+            self.skipped.setdefault((result.details or ["for a reason not given"])[0], []).append(result.case_id)
+            return
         if result.verdict == Verdict.PASS and self.opts.brief:
             return
         self.write(f"{result.verdict:7} {result.case_id:36} {result.title}\n")
@@ -355,7 +359,7 @@ class ConformancePlugin:
 
     def blocked_lines(self) -> list[str]:
         """`BLOCKED 234 cases need C-HELLO-2[coalesced], which FAILed`: one line per root cause,
-        naming the cases themselves when they are few."""
+        and `SKIP    264 cases: WHY` one per reason, naming the cases themselves when they are few."""
         lines = []
         for (root, why), cases in self.blocked.items():
             if root:
@@ -365,6 +369,9 @@ class ConformancePlugin:
                 what = f"{len(cases)} case{'s' if len(cases) > 1 else ''}: {why}"
             named = f": {', '.join(cases)}" if len(cases) <= 3 else ""
             lines.append(f"{Verdict.BLOCKED:7} {what}{named}\n")
+        for why, cases in self.skipped.items():
+            named = ", ".join(cases) if len(cases) <= 3 else f"{len(cases)} cases"
+            lines.append(f"{Verdict.SKIP:7} {named}: {why}\n")
         return lines
 
     # -- the end

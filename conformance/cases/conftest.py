@@ -90,25 +90,27 @@ class ModeCheck:
         self.framed = self.framed or any(peer.framed for peer in peers)
 
 
-@pytest.fixture(scope="session")
-def mode_check(opts: Options) -> ModeCheck:
-    return ModeCheck(opts)
-
-
-@pytest.fixture(autouse=True)
-def _skip_after_plain_text(request: pytest.FixtureRequest, mode_check: ModeCheck) -> None:
-    request.node.stash[MODE_CHECK_KEY] = mode_check
-    if mode_check.plain_text:
-        pytest.skip(mode_check.plain_text)
-
-
 MODE_CHECK_KEY = pytest.StashKey[ModeCheck]()
+
+
+@pytest.fixture(scope="session")
+def mode_check(request: pytest.FixtureRequest, opts: Options) -> ModeCheck:
+    return request.config.stash.setdefault(MODE_CHECK_KEY, ModeCheck(opts))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Once the program spoke plain text, every later case is SKIPped with that one reason (before
+    the plugin looks at what a case needs: it is not BLOCKED, the mode is wrong)."""
+    check = item.config.stash.get(MODE_CHECK_KEY, None)
+    if check and check.plain_text:
+        pytest.skip(check.plain_text)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     report = yield
-    check = item.stash.get(MODE_CHECK_KEY, None)
+    check = item.config.stash.get(MODE_CHECK_KEY, None)
     if check and call.excinfo and isinstance(call.excinfo.value, PlainText) and not check.plain_text:
         check.plain_text = f"the {check.opts.mode} speaks plain text, not PROTOCOL.md (found by {case_id(item)}). " \
                            + check.hint()
