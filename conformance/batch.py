@@ -15,6 +15,7 @@ import contextlib
 import csv
 import json
 import os
+import resource
 import shlex
 import shutil
 import signal
@@ -42,18 +43,20 @@ from conformance.verdicts import Status, Verdict
 ROOT = Path(__file__).resolve().parent.parent
 VERDICTS = tuple(Verdict)  # a run's five, and FLAKY: only a batch re-runs its FAILs
 MODE_ORDER = ("server", "client", "pair")
-# Calibration: the reference's run of these cases (the suite's own time for them, from its events:
-# neither Python's start nor pytest's collection) took CALIBRATION_SECONDS (best of 5, idle) on the
-# 2-core machine the suite was written on; a slower grading machine stretches every timeout. The
-# best of CALIBRATION_RUNS is taken (another load on the machine only adds), and the factor is one
-# of SCALE_STEPS, so that run after run on one machine gives the same factor.
+# Calibration: the reference's run of these cases took CALIBRATION_SECONDS of CPU (user and system,
+# of the suite and all it started) on the 2-core machine the suite was written on, where timeouts
+# x2 make it pass whatever else runs there; a slower grading machine stretches every timeout more.
+# CPU time, not wall time: another load on the machine changes it little (0.66 to 0.71 s there at
+# load 10, where the wall time went from 1.2 to 1.5 s and the suite's own time from 0.45 to 0.99 s),
+# so that one machine gives one factor. The best of CALIBRATION_RUNS is taken, and the factor is one
+# of SCALE_STEPS.
 CALIBRATION_CASES = ("S-LISTEN-1", "S-HELLO-1[whole]", "S-MSG-1[whole]", "S-QUIT-1", "S-NEXT-1")
-CALIBRATION_SECONDS = 0.60
+CALIBRATION_SECONDS = 0.35
 CALIBRATION_RUNS = 3
 SCALE_STEPS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0)
 SCALE_TOLERANCE = 1.25  # a measured ratio up to 25% above a step still gives that step
 CALIBRATION_CACHE = ".conformance-calibration.json"  # beside the output files, for --resume
-WALL_TIME = 40.0  # seconds, before scaling: a framed submission takes about 15 s, a pair one 10 s
+WALL_TIME = 30.0  # seconds, before scaling: a framed submission takes about 15 s, a pair one 10 s
 
 EPILOG = """Each subfolder of SUBMISSIONS is one submission. It is built with its own ./compileall,
 else its Makefile, else by compiling each C/C++ file that has a main() with the other sources. Its
@@ -330,17 +333,10 @@ def scale_step(ratio: float) -> float:
     return max([step for step in SCALE_STEPS if step <= ratio * SCALE_TOLERANCE] or [SCALE_STEPS[0]])
 
 
-def suite_seconds(events: Path) -> float:
-    """The suite's own time for its cases, from its --events file (its "end" line)."""
-    total = 0.0
-    with contextlib.suppress(OSError):
-        for line in events.read_text("utf-8", "replace").splitlines():
-            with contextlib.suppress(ValueError, TypeError, KeyError):
-                event = json.loads(line)
-                if event.get("event") == "end":
-                    return float(event["seconds"])
-                total += float(event.get("seconds", 0))
-    return total
+def cpu_seconds() -> float:
+    """User and system CPU time of this process's waited-for children (and theirs), so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def calibrate(args: argparse.Namespace, cache: Path | None = None) -> tuple[float, str]:
@@ -354,24 +350,23 @@ def calibrate(args: argparse.Namespace, cache: Path | None = None) -> tuple[floa
             if saved["host"] == socket.gethostname():
                 return float(saved["timeout_scale"]), f"the factor of the run being resumed ({cache})"
     times = []
-    with tempfile.TemporaryDirectory(prefix="conformance-calibration-") as temp:
-        for run in range(CALIBRATION_RUNS):
-            events = Path(temp, f"{run}.jsonl")
-            argv = [sys.executable, "-m", "conformance", "server", *RunOptions(cases=CALIBRATION_CASES).to_argv(),
-                    "--events", str(events), "--", sys.executable, str(ROOT / "chatserve.py"), "{port}"]
-            proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-            if proc.returncode != 0:
-                print(f"conformance: the reference fails on this machine, so grading would be unfair:\n"
-                      f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}", file=sys.stderr)
-                raise SystemExit(2)
-            times.append(suite_seconds(events))
+    argv = [sys.executable, "-m", "conformance", "server", *RunOptions(cases=CALIBRATION_CASES).to_argv(), "--",
+            sys.executable, str(ROOT / "chatserve.py"), "{port}"]
+    for _ in range(CALIBRATION_RUNS):
+        before = cpu_seconds()
+        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        times.append(cpu_seconds() - before)
+        if proc.returncode != 0:
+            print(f"conformance: the reference fails on this machine, so grading would be unfair:\n"
+                  f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}", file=sys.stderr)
+            raise SystemExit(2)
     best = min(times)
     scale = scale_step(best / CALIBRATION_SECONDS)
     if cache is not None:
         with contextlib.suppress(OSError):
             cache.write_text(json.dumps({"host": socket.gethostname(), "timeout_scale": scale,
                                          "seconds": [round(t, 3) for t in times]}) + "\n")
-    return scale, (f"the reference took {best:.2f} s here (best of {len(times)}; baseline "
+    return scale, (f"the reference took {best:.2f} s of CPU here (best of {len(times)}; baseline "
                    f"{CALIBRATION_SECONDS:.2f} s)")
 
 
