@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from conformance.assignment import DEFAULT, Assignment
 from conformance.checks import CaseFailure, ProgramDied
 from conformance.cuts import Stream, Typed, handle_read, message_read
 from conformance.plugin import Options
@@ -141,6 +142,12 @@ class PairRun:
         self.display = Display()  # how the pair shows handles and messages, as learnt
         self.server_prompt: str | None = None  # the server's prompt, last time it was its turn
 
+    @property
+    def assignment(self) -> Assignment:
+        """What the course fixes (the run's --profile, else the default): limits, quit word, texts."""
+        profile = self.opts.profile
+        return profile.assignment if profile is not None else DEFAULT
+
     # -- starting
 
     def start_server(self) -> Side:
@@ -228,6 +235,29 @@ class PairRun:
         if reach_prompt:
             self.first_turn(client)
         return client
+
+    def start_other_client(self, relay: Relay, answers: tuple[str, ...]) -> Side:
+        """Another client, started while a conversation goes on: each time it waits for its user it
+        is given the next of `answers` (a handle, then a message); it may as well be refused (exit)
+        or wait. Returns once everything is at rest (or the step is over: no verdict here)."""
+        assert self.server is not None
+        argv = substitute(self.opts.client_command, host=self.opts.host, port=relay.port,
+                          handshake_timeout=self.opts.handshake_timeout)
+        role = ("client", "second client", "third client")[min(len(self.clients), 2)]
+        program = Program(role, argv, self.opts.step)
+        self.watch(program)
+        side = Side(role, program, answers[0] if answers else None, relay)
+        side.server_mark = self.server.mark()
+        self.clients.append(side)
+        deadline = time.monotonic() + self.opts.step
+        left = list(answers)
+        while True:
+            rest = self.rest()
+            if rest.kind(role) == "blocked" and not program.transcript and time.monotonic() < deadline:
+                continue  # still starting (a wrapper waits on its pipes)
+            if not (rest.ok and rest.kind(role) == "user" and left):
+                return side
+            side.type(left.pop(0))
 
     def first_turn(self, client: Side) -> None:
         """After the client's handle, everything at rest at the first turn: normally the client's

@@ -93,6 +93,7 @@ class Link:
 
     def __init__(self, client: socket.socket, server: socket.socket, mode: str, gated: bool) -> None:
         self.client, self.server = client, server
+        self.address = server.getsockname()  # the client's address as their server sees it (the relay's)
         self.c2s = Flow(C2S, client, server, mode, gated)
         self.s2c = Flow(S2C, server, client, mode, gated)
         self.closed = False

@@ -2,11 +2,16 @@
 
 The suite types at both terminals and reads both screens; their client reaches their server
 through a relay that re-segments the stream. What a case checks is what the assignment fixes:
-the handle prompt, the handle before each prompt and each message from the peer, 500-character
-messages, strict turns (client first), `\\quit` on either side, and a server that goes on to the
-next client. P-PREFIX-1 alone holds the pair to the form `handle> `; every other case judges
-whole lines in the form the pair uses (learnt from its prompts: see conformance/pair.py, which
-also says how "waits for its user" is decided and how a pair's start is recognised).
+the handle prompt and its limit, the handle before each prompt and each message from the peer,
+messages up to the limit (multibyte ones too) and none over it, strict turns (client first),
+empty lines, the quit word on either side, a second client that does not disturb a
+conversation, a server that goes on to the next client, and the server's status lines. The
+limits and texts are the course's (the run's --profile, else the default: conformance/
+assignment.py); no case writes one of its own. P-PREFIX-1 alone holds the pair to the
+profile's prompt form (`handle> ` by default), and P-STATUS-1/2 to its status lines; every other
+case judges whole lines in the form the pair uses (learnt from its prompts: see
+conformance/pair.py, which also says how "waits for its user" is decided and how a pair's start
+is recognised).
 """
 
 from __future__ import annotations
@@ -15,15 +20,49 @@ from collections.abc import Iterator
 
 import pytest
 
-from conformance.checks import CaseFailure
-from conformance.pair import C2S, S2C, SERVER_HANDLE, PairRun, Relay, Side, handle_from_prompt, short, vanish
+from conformance.assignment import Assignment
+from conformance.checks import CaseFailure, ProgramDied
+from conformance.pair import C2S, S2C, SERVER_HANDLE, PairRun, Relay, Side, short, vanish
 from conformance.plugin import Options
-from conformance.screen import handle_piece
+from conformance.screen import Form, handle_piece
 
 case = pytest.mark.case
-# 500 printable ASCII characters (the assignment's programs need not know UTF-8), no edge spaces.
-LONG_FROM_CLIENT = "".join(f"c{i:03d} quick brown fox " for i in range(30))[:499] + "!"
-LONG_FROM_SERVER = "".join(f"s{i:03d} lazy dog jumps, ok " for i in range(30))[:499] + "?"
+
+
+def text_of(length: int, words: str, end: str) -> str:
+    """`length` printable ASCII characters (the assignment's programs need not know UTF-8), no edge
+    spaces: numbered `words` (`c000 quick brown fox c001 ...`), then `end`."""
+    return "".join(f"{words[0]}{i:03d} {words} " for i in range(length // 8 + 2))[:length - 1] + end
+
+
+def multibyte_of(length: int, letter: str) -> str:
+    """`length` characters of 2-, 3- and 4-byte UTF-8 (`é€😀`) and `letter`, no edge spaces."""
+    pattern = f"{letter}é€😀 "
+    return (pattern * (length // len(pattern) + 2))[:length - 1] + "€"
+
+
+def handle_of(length: int) -> str:
+    """A handle of `length` letters: `Christophe` for 10."""
+    return ("Christophe" + "rAlexanderMontgomery" * (length // 20 + 1))[:length]
+
+
+def over_handle_of(length: int) -> str:
+    """A handle of `length` letters that shares no start with the others: `Maximiliano` for 11."""
+    return ("Maximiliano" + "Bartholomew" * (length // 11 + 1))[:length]
+
+
+def long_from_client(a: Assignment) -> str:
+    return text_of(a.message_limit, "quick brown fox", "!")
+
+
+def long_from_server(a: Assignment) -> str:
+    return text_of(a.message_limit, "lazy dog jumps, ok", "?")
+
+
+def profile_form(a: Assignment) -> Form:
+    """The course's prompt form (`{handle}> ` is ('', '> '))."""
+    before, placeholder, after = a.prompt.partition("{handle}")
+    return Form(before, after) if placeholder else Form(a.prompt, "", False)
 
 
 @pytest.fixture
@@ -65,7 +104,7 @@ def server_turn(pair: PairRun, client: Side, text: str, reqs: str = "A-2") -> st
 
 
 def exactly(pair: PairRun, got: str, expected: str, what: str) -> None:
-    """P-PREFIX-1: `got` is `expected` to the character."""
+    """P-PREFIX-1: `got` is `expected` (in the course's prompt form) to the character."""
     if got != expected:
         raise CaseFailure("A-2", what, [short(expected)], f"{short(got)} (this pair's prompts look like {pair.form}; "
                                                            "the other cases judge lines in its own form)")
@@ -142,39 +181,42 @@ def case_infer(pair: PairRun, ctx) -> None:
 # --- what the screens show --------------------------------------------------------------------
 
 
-@case("P-PREFIX-1", reqs="A-2", title="both prompts and both peers' messages show as 'handle> '", kind="text",
-      needs=("P-INFER-1",))
+@case("P-PREFIX-1", reqs="A-2", title="both prompts and both peers' messages show in the course's prompt form "
+      "('handle> ' by default)", kind="text", needs=("P-INFER-1",))
 def case_prefix(pair: PairRun) -> None:
+    a = pair.assignment
     _, _, client = begin(pair)
-    exactly(pair, client.last_line, "Chris> ", "the client's prompt in its turn, after the handle 'Chris'")
+    exactly(pair, client.last_line, a.prefix("Chris"), "the client's prompt in its turn, after the handle 'Chris'")
     line = client_turn(pair, client, "hello there")
     prompt = pair.server_prompt or ""
-    handle = handle_from_prompt(prompt)
+    form = profile_form(a)
+    handle = form.handle_in(prompt) if form.handled else pair.server_handle or SERVER_HANDLE
     if handle is None:
         raise CaseFailure("A-2", "the server's prompt while it waits for its operator",
-                          ["'HANDLE> ' (its handle, then '> ')"], f"{short(prompt)} (this pair's prompts look "
-                                                                  f"like {pair.form})")
-    exactly(pair, line, "Chris> hello there", "the client's message on the server's screen")
+                          [f"{form} (its handle in the course's form {a.prompt!r})"],
+                          f"{short(prompt)} (this pair's prompts look like {pair.form})")
+    exactly(pair, line, a.prefix("Chris") + "hello there", "the client's message on the server's screen")
     line = server_turn(pair, client, "hi, Chris")
-    exactly(pair, line, f"{handle}> hi, Chris", "the server's message on the client's screen")
-    exactly(pair, client.last_line, "Chris> ", "the client's prompt after the server's message")
+    exactly(pair, line, a.prefix(handle) + "hi, Chris", "the server's message on the client's screen")
+    exactly(pair, client.last_line, a.prefix("Chris"), "the client's prompt after the server's message")
 
 
-@case("P-HANDLE-1", reqs="A-1", title="the client asks for a handle; 10 characters are kept whole",
-      needs=("P-INFER-1",))
+@case("P-HANDLE-1", reqs="A-1", title="the client asks for a handle; one of the limit's length (10 by default) is "
+      "kept whole", needs=("P-INFER-1",))
 def case_handle(pair: PairRun) -> None:
-    _, _, client = begin(pair, handle="Christophe")
+    full = handle_of(pair.assignment.handle_limit)
+    _, _, client = begin(pair, handle=full)
     if not (pair.client_question or "").strip():
         raise CaseFailure("A-1", "the client asks for a handle before it waits", ["a question on the screen"],
                           "an empty line")
     shown, where, talked = client.last_line, "the client's prompt", False
-    if "Christophe" not in shown and handle_piece(shown, "Christophe") is None:  # its prompt shows no handle
+    if full not in shown and handle_piece(shown, full) is None:  # its prompt shows no handle
         shown, where = client_turn(pair, client, "ten letters", reqs="A-1 A-2"), "the client's message on the server"
         talked = True
-    if "Christophe" not in shown:
-        piece = handle_piece(shown, "Christophe")
-        raise CaseFailure("A-1", f"{where} after the 10-character handle 'Christophe': the handle shows whole",
-                          ["'Christophe', as in 'Christophe> '"],
+    if full not in shown:
+        piece = handle_piece(shown, full)
+        raise CaseFailure("A-1", f"{where} after the {len(full)}-character handle {full!r}: the handle shows whole",
+                          [f"{full!r}, as in {pair.assignment.prefix(full)!r}"],
                           short(shown) + (f" (cut to {piece!r})" if piece else "")
                           + (f"; and the client sent a first message by itself: the server showed "
                              f"{short(pair.auto_message)}" if pair.auto_message is not None else ""))
@@ -182,13 +224,13 @@ def case_handle(pair: PairRun) -> None:
         client_turn(pair, client, "ten letters", reqs="A-1 A-2")
 
 
-@case("P-LONG-1", reqs="A-3", title="a 500-character message arrives whole each way, sent one byte at a time",
-      needs=("P-INFER-1",))
+@case("P-LONG-1", reqs="A-3", title="a message of the limit's length (500 by default) arrives whole each way, "
+      "sent one byte at a time", needs=("P-INFER-1",))
 def case_long(pair: PairRun, ctx) -> None:
     with pair.explaining():
         relay, _, client = begin(pair, "bytewise")
-        client_turn(pair, client, LONG_FROM_CLIENT, reqs="A-3 A-2")
-        server_turn(pair, client, LONG_FROM_SERVER, reqs="A-3 A-2")
+        client_turn(pair, client, long_from_client(pair.assignment), reqs="A-3 A-2")
+        server_turn(pair, client, long_from_server(pair.assignment), reqs="A-3 A-2")
     link = relay.latest
     if link is not None:
         ctx.note(f"relay wrote {link.c2s.segments} segments to the server and {link.s2c.segments} to the client")
@@ -301,37 +343,39 @@ def case_coalesced(pair: PairRun, ctx) -> None:
 # --- the end of a conversation ----------------------------------------------------------------
 
 
-@case("P-QUIT-1", reqs="A-5 A-7", title="the client's \\quit ends it; the server serves the next client",
+@case("P-QUIT-1", reqs="A-5 A-7", title="the client's quit word (\\quit) ends it; the server serves the next client",
       needs=("P-INFER-1",))
 def case_client_quit(pair: PairRun) -> None:
     relay, server, client = begin(pair)
     first_exchange(pair, server, client)
-    client.type("\\quit")
+    word = pair.assignment.quit_word
+    client.type(word)
     rest = pair.rest()
     if rest.kind(client.role) != "exited":
-        raise CaseFailure("A-5", "the client ends after its user types \\quit", ["the client exits"],
+        raise CaseFailure("A-5", f"the client ends after its user types {word}", ["the client exits"],
                           f"it is still running ({rest.states[client.role].detail}), showing "
                           f"{short(client.last_line)}")
-    still_running(pair, "A-7", "the client's \\quit")
-    serve_next(pair, relay, "A-7", "the client's \\quit")
+    still_running(pair, "A-7", f"the client's {word}")
+    serve_next(pair, relay, "A-7", f"the client's {word}")
 
 
-@case("P-QUIT-2", reqs="A-6 A-7", title="the server's \\quit ends the client; the server serves the next client",
+@case("P-QUIT-2", reqs="A-6 A-7", title="the server's quit word (\\quit) ends the client; the server serves the next "
+      "client",
       needs=("P-INFER-1",))
 def case_server_quit(pair: PairRun) -> None:
     relay, server, client = begin(pair)
     pair.client_says(client, "hello")
     pair.expect_turn(server, "A-2", "after the client's message the server waits for its operator")
-    mark = client.mark()
-    server.type("\\quit")
+    mark, word = client.mark(), pair.assignment.quit_word
+    server.type(word)
     rest = pair.rest()
     if rest.kind(client.role) != "exited":
-        as_message = [line for line in client.lines_since(mark) if line.endswith("\\quit")]
-        raise CaseFailure("A-7 A-6", "the client ends when the server's operator types \\quit", ["the client exits"],
+        as_message = [line for line in client.lines_since(mark) if line.endswith(word)]
+        raise CaseFailure("A-7 A-6", f"the client ends when the server's operator types {word}", ["the client exits"],
                           f"it is still running ({rest.states[client.role].detail})"
-                          + (f"; it showed the \\quit as a message: {short(as_message[0])}" if as_message else ""))
-    still_running(pair, "A-7", "its own \\quit")
-    serve_next(pair, relay, "A-7", "the server's \\quit")
+                          + (f"; it showed the {word} as a message: {short(as_message[0])}" if as_message else ""))
+    still_running(pair, "A-7", f"its own {word}")
+    serve_next(pair, relay, "A-7", f"the server's {word}")
 
 
 @case("P-DROP-1", reqs="A-8 A-7", title="a client killed mid-conversation: the server survives and serves the next",
@@ -350,3 +394,241 @@ def case_client_vanishes(pair: PairRun, turn: str) -> None:
         server.type("anyone there?")
         still_running(pair, "A-8 A-7", "its operator wrote to a client that was killed")
     serve_next(pair, relay, "A-8 A-7", "a client was killed")
+
+
+# --- the assignment's limits and edges --------------------------------------------------------
+
+
+@case("P-HANDLE-2", reqs="A-9", title="a handle one character over the limit is refused or asked again, never cut "
+      "and used", needs=("P-INFER-1",))
+def case_handle_over(pair: PairRun, ctx) -> None:
+    limit = pair.assignment.handle_limit
+    over = over_handle_of(limit + 1)
+    pair.start_server()
+    relay = pair.relay()
+    client = pair.start_client(relay, handle=over, reach_prompt=False)
+    rest = pair.rest()
+    if rest.kind(client.role) == "exited":
+        refused(pair, client, over, limit)
+        ctx.note(f"the client refused the handle {over!r} and {client.program.exit_description()}")
+        return
+    # Asked again (a handle is welcome), or at its first turn with the handle used (this is then
+    # sent as a message, and shows on the server after the handle it used).
+    client.handle = "Chris"
+    client.type("Chris")
+    pair.first_turn(client)
+    refused(pair, client, over, limit)
+    if pair.auto_message is None:
+        client_turn(pair, client, "hello", reqs="A-9 A-2")
+    ctx.note(f"the client asked again after the handle {over!r}")
+
+
+def refused(pair: PairRun, client: Side, over: str, limit: int) -> None:
+    """Nothing shows that the over-long handle `over` was used: not on the server, not in the
+    client's prompt (a piece of it)."""
+    assert pair.server is not None
+    shown = [line for line in pair.server.lines_since(client.server_mark) if over[:4] in line]
+    prompt = client.last_line if not client.exited else ""
+    if not shown and over[:4] in prompt and handle_piece(prompt, over):
+        shown = [prompt]
+    if not shown:
+        return
+    used = max((over[:n] for n in range(4, len(over) + 1) if any(over[:n] in line for line in shown)), key=len)
+    how = "whole, over the limit" if used == over else f"cut to {used!r} without a word"
+    raise CaseFailure("A-9", f"a handle of {len(over)} characters ({limit} + 1) is refused or asked again",
+                      [f"the client says so and asks again (or ends); nothing of {over!r} is used"],
+                      f"the client used it {how}: "
+                      + ", ".join(short(line, 70) for line in shown[:3])
+                      + ("" if shown[0] is prompt else " (on the server's screen)"))
+
+
+def over_the_limit(pair: PairRun, client: Side, sender: Side, text: str, follow: str) -> str:
+    """`text` (over the limit) typed at `sender` in its turn, then `follow` once it is its turn
+    again (the other side answering whatever arrived): what became of `text`, else CaseFailure."""
+    a = pair.assignment
+    assert pair.server is not None
+    receiver = pair.server if sender is client else client
+    mark = seen = receiver.mark()
+    pair.say(sender, client, text)
+    pair.settle(f"a line of {len(text)} characters typed at the {sender.role}", "A-10")
+    for _ in range(4):  # the receiver answers each time something of it arrived (pieces, a rest sent later)
+        if not any(piece_of(line, text) for line in receiver.lines_since(seen)):
+            break
+        seen = receiver.mark()
+        pair.say(receiver, client, "ok")
+        pair.settle(f"the {receiver.role}'s answer", "A-10")
+    pieces = [p for line in receiver.lines_since(mark) if (p := piece_of(line, text))]
+    pair.expect_turn(sender, "A-10 A-4", f"after a line over the limit typed at the {sender.role} (and the "
+                                         f"{receiver.role}'s answer to what arrived), the {sender.role}'s turn")
+    lines = pair.client_says(sender, follow) if sender is client else pair.server_says(client, follow)
+    joined = "".join(pieces)
+    what = (f"a line of {len(text)} characters typed at the {sender.role} ({a.message_limit} + "
+            f"{len(text) - a.message_limit})")
+    if spilled := [line for line in lines if piece_of(line.removesuffix(follow), text)]:
+        raise CaseFailure("A-10", f"{what} is refused, never cut with the rest spilled into the next message",
+                          [f"the {sender.role} refuses it" + (" or sends it in pieces" if a.split_long_lines else "")],
+                          f"the {receiver.role} showed {len(joined)} of its characters, then the next message "
+                          f"as {short(spilled[0], 70)}")
+    pair.expect_message(lines, sender, follow, "A-10 A-2", "the next message")
+    if not pieces:
+        return "refused"
+    if len(pieces) == 1 and pieces[0] == text:
+        got = f"it went whole: the {receiver.role} showed all {len(text)} characters as one message"
+    elif "".join(joined.split()) == "".join(text.split()) and len(pieces) > 1:
+        if a.split_long_lines and all(len(p) <= a.message_limit for p in pieces):
+            return f"split into {len(pieces)} messages"
+        got = (f"it went in {len(pieces)} messages of {', '.join(str(len(p)) for p in pieces)} characters"
+               + ("" if a.split_long_lines else " (the course's profile does not allow that: split_long_lines "
+                                                "is false)"))
+    else:
+        got = (f"it was cut: the {receiver.role} showed {len(joined)} of its {len(text)} characters "
+               f"({short(pieces[-1][-30:])} at the end), the rest lost")
+    raise CaseFailure("A-10", f"{what} is refused" + (", or split into messages within the limit"
+                                                       if a.split_long_lines else ""),
+                      [f"the {sender.role} says so and the line is not sent"
+                       + (f", or it goes as messages of at most {a.message_limit} characters"
+                          if a.split_long_lines else "")], got)
+
+
+def piece_of(line: str, text: str) -> str:
+    """The end of `line` that is a piece of `text` (at least 8 characters), else ''."""
+    for start in range(len(line)):
+        if len(line) - start < 8:
+            return ""
+        if line[start:] in text:
+            return line[start:]
+    return ""
+
+
+@case("P-LONG-2", reqs="A-10", title="a line over the message limit is refused (or split, where the profile allows), "
+      "never cut or spilled into the next message", needs=("P-INFER-1",))
+def case_long_over(pair: PairRun, ctx) -> None:
+    a = pair.assignment
+    _, server, client = begin(pair)
+    size = a.message_limit + 40
+    from_client = over_the_limit(pair, client, client, text_of(size, "over from the client", "#"), "after that")
+    from_server = over_the_limit(pair, client, server, text_of(size, "beyond, says the server", "#"), "back")
+    ctx.note(f"{size} characters: at the client {from_client}, at the server {from_server}")
+
+
+@case("P-UTF8-1", reqs="A-11", title="a message of the limit's length in multibyte UTF-8 ('é€😀') arrives whole each "
+      "way, sent one byte at a time", needs=("P-INFER-1",))
+def case_multibyte(pair: PairRun) -> None:
+    a = pair.assignment
+    with pair.explaining():
+        _, _, client = begin(pair, "bytewise")
+        client_turn(pair, client, multibyte_of(a.message_limit, "c"), reqs="A-11 A-2")
+        server_turn(pair, client, multibyte_of(a.message_limit, "s"), reqs="A-11 A-2")
+
+
+def empty_line(pair: PairRun, client: Side, sender: Side) -> str:
+    """An empty line typed at `sender` in its turn: both go on, and it is `sender`'s turn again
+    (it was refused), or the other's (it went as an empty message, which the other answers)."""
+    assert pair.server is not None
+    receiver = pair.server if sender is client else client
+    mark = receiver.mark()
+    pair.say(sender, client, "")
+    rest = pair.settle(f"an empty line typed at the {sender.role}", "A-12")
+    for side in (pair.server, client):
+        if rest.kind(side.role) == "exited":
+            raise ProgramDied("A-12", f"after an empty line typed at the {sender.role}, the {side.role} "
+                                      f"{side.program.exit_description()}", ["both go on"], "(see the screen below)")
+    shown = receiver.lines_since(mark)
+    handle = pair.server_handle if sender is pair.server else sender.handle
+    prefix = pair.display.prefix(sender.role, handle)
+    if prefix is not None and any(line.rstrip() == prefix.rstrip() for line in shown):
+        if sender is client:
+            server_turn(pair, client, "an answer", reqs="A-12 A-2")
+        else:
+            client_turn(pair, client, "an answer", reqs="A-12 A-2")
+        how = "went as an empty message"
+    else:
+        how = "was refused"
+    rest = pair.rest()
+    if rest.kind(sender.role) != "user":
+        raise CaseFailure("A-12", f"after an empty line typed at the {sender.role} the turns go on: its turn again",
+                          [f"the {sender.role} waits for its user"],
+                          f"it {rest.states[sender.role].detail if sender.role in rest.states else 'is gone'}, "
+                          f"showing {short(sender.last_line)}"
+                          + (f"; the {receiver.role} showed " + ", ".join(short(line, 60) for line in shown[-3:])
+                             if shown else ""))
+    return how
+
+
+@case("P-EMPTY-1", reqs="A-12", title="an empty line typed on either side neither crashes a program nor breaks the "
+      "turns", needs=("P-INFER-1",))
+def case_empty(pair: PairRun, ctx) -> None:
+    _, server, client = begin(pair)
+    at_client = empty_line(pair, client, client)
+    client_turn(pair, client, "after an empty line", reqs="A-12 A-2")
+    at_server = empty_line(pair, client, server)
+    server_turn(pair, client, "mine too", reqs="A-12 A-2")
+    ctx.note(f"an empty line at the client {at_client}, at the server {at_server}")
+
+
+@case("P-BUSY-1", reqs="A-13", title="a second client during a conversation does not disturb it", needs=("P-INFER-1",))
+def case_second_client(pair: PairRun, ctx) -> None:
+    _, server, client = begin(pair)
+    client_turn(pair, client, "hello")
+    server_turn(pair, client, "hi")
+    second = pair.start_other_client(pair.relay(), ("Dana", "intruder"))
+    try:
+        client_turn(pair, client, "still there?", reqs="A-13 A-2")
+        server_turn(pair, client, "yes", reqs="A-13 A-2")
+    except CaseFailure as exc:
+        raise type(exc)(" ".join(exc.reqs), f"once a second client had started ({second_state(second)}), "
+                                            f"{exc.what}", exc.expected, exc.got) from None
+    if intruded := [line for line in server.lines_since(second.server_mark) if "intruder" in line]:
+        raise CaseFailure("A-13", "the second client's message does not show in the conversation",
+                          ["the second client is refused or waits"], f"the server showed {short(intruded[0])}")
+    ctx.note(f"the second client {second_state(second)}")
+
+
+def second_state(side: Side) -> str:
+    if side.exited or not side.program.alive():
+        return side.program.exit_description()
+    return f"waits ({side.state().detail}), showing {short(side.last_text)}"
+
+
+# --- the server's status lines ------------------------------------------------------------------
+
+
+def status_line(pair: PairRun, mark: int, expected: list[str], what: str, reqs: str) -> None:
+    """One of `expected` on a line of the server's since `mark` (after a prompt of its own, if one
+    was left on the line); else CaseFailure."""
+    assert pair.server is not None
+    lines = pair.server.lines_since(mark)
+    prompts = {p for p in (pair.server_question, pair.server_prompt) if p}
+    for line in lines:
+        for text in expected:
+            if line == text or (line.endswith(text) and line[: -len(text)] in prompts):
+                return
+    raise CaseFailure(reqs, what, [short(text) for text in expected[:1]],
+                      ", ".join(short(line, 80) for line in lines[-6:]) or "no new line")
+
+
+@case("P-STATUS-1", reqs="A-14", title="the server shows the profile's connected line with the client's address",
+      kind="text", needs=("P-INFER-1",))
+def case_connected_line(pair: PairRun) -> None:
+    a = pair.assignment
+    relay, _, client = begin(pair)
+    link = relay.latest
+    assert link is not None
+    host, port = link.address[:2]
+    forms = [f"({host!r}, {port})", str(tuple(link.address))]
+    expected = list(dict.fromkeys(a.connected_line.replace("{address}", f) for f in forms))
+    status_line(pair, client.server_mark, expected, f"the server's line once a client connected from {forms[0]}",
+                "A-14")
+
+
+@case("P-STATUS-2", reqs="A-15", title="the server shows the profile's dropped line when the client leaves",
+      kind="text", needs=("P-INFER-1",))
+def case_dropped_line(pair: PairRun) -> None:
+    a = pair.assignment
+    _, server, client = begin(pair)
+    first_exchange(pair, server, client)
+    mark = server.mark()
+    client.type(a.quit_word)
+    pair.rest()
+    status_line(pair, mark, [a.dropped_line], f"the server's line once the client left (its user typed "
+                                              f"{a.quit_word})", "A-15")
