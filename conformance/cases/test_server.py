@@ -100,10 +100,11 @@ def shown_line(srv: ServerUnderTest, reqs: str, what: str, typed: tuple[str, ...
 
 def settle_line(srv: ServerUnderTest, shown: str = "") -> None:
     """No verdict: take in the next line the server shows (e.g. a closing line), if one comes
-    before it is at rest, so that it is not taken for a later step's."""
+    before it is at rest, so that it is not taken for a later step's. The wait ends as soon as
+    the server is idle (Program.idle); a full step only while it is busy, as on a loaded machine."""
     if srv.program:
         with contextlib.suppress(CaseFailure):
-            shown_line(srv, "", "a line", timeout=srv.opts.quiet_period * 4, shown=shown)
+            shown_line(srv, "", "a line", timeout=srv.opts.step, shown=shown)
 
 
 def connected(srv: ServerUnderTest, handle: str = "Chris", host: str | None = None) -> WirePeer:
