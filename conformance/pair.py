@@ -49,7 +49,8 @@ __all__ = ["C2S", "S2C", "SERVER_HANDLE", "Form", "PairRun", "Relay", "Side", "h
 SERVER_HANDLE = "Server"  # typed when a server asks its operator for a handle (not HostA: nothing may assume it)
 QUIET = 0.1  # seconds without output before /proc is asked; the blocked state is the real evidence
 ASKS = re.compile(r"handle|name|nick|alias", re.IGNORECASE)  # a question for the operator's handle
-HOW = {"bytewise": "one byte at a time", "coalesce": "with segments joined", "pass": "as it came"}
+HOW = {"bytewise": "one byte at a time", "chunks": "five bytes at a time", "coalesce": "with segments joined",
+       "pass": "as it came"}
 
 
 class Side:

@@ -12,6 +12,7 @@ import time
 
 C2S, S2C = "client->server", "server->client"
 BYTE_GAP = 0.001  # bytewise relay: long enough for the receiver to read each byte on its own
+CHUNK = 5  # chunks relay: bytes per write, so that most characters of 2 to 4 bytes in UTF-8 are cut
 HOLD = 0.08  # coalescing relay: bytes that arrive within this time after the first go as one segment
 PROBE_DELAYS = (0.02, 0.2)  # after writing to a peer that has closed, when to look for its reset
 RECORDED = 4096  # the first bytes of each flow are kept with their segment boundaries, for failure messages
@@ -59,7 +60,7 @@ class Flow:
         """When held bytes should move next (None: not while nothing changes)."""
         if not self.held:
             return None
-        if self.mode == "bytewise":
+        if self.mode in ("bytewise", "chunks"):
             return self.next_byte if not self.out else None
         if self.eof:
             return now
@@ -73,9 +74,10 @@ class Flow:
         when = self.due(now)
         if when is None or now < when:
             return
-        if self.mode == "bytewise":
-            self.out += self.held[:1]
-            del self.held[:1]
+        if self.mode in ("bytewise", "chunks"):
+            size = CHUNK if self.mode == "chunks" else 1
+            self.out += self.held[:size]
+            del self.held[:size]
             self.next_byte = now + BYTE_GAP
         else:  # coalesce: all that is held goes out in one write
             self.out += self.held
@@ -107,6 +109,7 @@ class Relay:
     """A loopback TCP relay from their client to their server that re-segments both directions.
 
     mode pass: forward each read as it comes; bytewise: one byte per write, BYTE_GAP apart;
+    chunks: CHUNK bytes per write, BYTE_GAP apart (a long multibyte text cut mid-character, quickly);
     coalesce: hold bytes for HOLD after the first, then write them at once. With gated=True each
     new connection starts with both directions held until the case releases them, so that two
     messages sent one after the other (a handshake and the first message) arrive as one segment.

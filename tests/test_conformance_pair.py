@@ -33,7 +33,13 @@ PY = shlex.quote(sys.executable)
 PLAIN_SERVER = f"{PY} tests/pairs/plain_server.py {{port}}"
 PLAIN_CLIENT = f"{PY} tests/pairs/plain_client.py {{host}} {{port}}"
 CASES = {"P-INFER-1", "P-PREFIX-1", "P-HANDLE-1", "P-LONG-1", "P-TURN-1", "P-FRAME-1", "P-QUIT-1", "P-QUIT-2",
-         "P-DROP-1[client-turn]", "P-DROP-1[server-turn]"}
+         "P-DROP-1[client-turn]", "P-DROP-1[server-turn]", "P-HANDLE-2", "P-LONG-2", "P-UTF8-1", "P-EMPTY-1",
+         "P-BUSY-1", "P-STATUS-1", "P-STATUS-2"}
+# A course whose [assignment] differs in every key (tests/profiles/short.toml), and the plain pair written to it.
+SHORT = ("--profile", "tests/profiles/short.toml")
+SHORT_SERVER = (PLAIN_SERVER + " --shape colon --message-limit 140 --quit-word /quit "
+                "--connected-line 'Client {address} connected.' --dropped-line 'Client gone.'")
+SHORT_CLIENT = PLAIN_CLIENT + " --shape colon --handle-limit 12 --message-limit 140 --quit-word /quit --split-long"
 WORKERS = 4
 
 
@@ -51,7 +57,16 @@ PAIRS = {
     "reference": Pair("python3 chatserve.py {port}", "./chatclient {host} {port}"),
     "reference-ipv6": Pair("python3 chatserve.py {port}", "./chatclient {host} {port}", options=("--host", "::1")),
     "plain": Pair(PLAIN_SERVER, PLAIN_CLIENT, notes={"P-INFER-1": "it asked 'Server operator, your handle? ' "
-                                                                   "before it listened"}),
+                                                                   "before it listened",
+                                                     "P-LONG-2": "at the client refused, at the server refused"}),
+    # The profile's variants: another course's limits, quit word, prompt form and status lines.
+    "short-profile": Pair(SHORT_SERVER, SHORT_CLIENT, options=SHORT, notes={
+        "P-INFER-1": "prompts like 'HANDLE: '", "P-HANDLE-2": "after the handle 'MaximilianoBa'",
+        "P-LONG-2": "180 characters: at the client split into 2 messages, at the server refused"}),
+    # The plain client that splits long lines, under the default profile (which does not allow it).
+    "client-splits-long-lines": Pair(PLAIN_SERVER, PLAIN_CLIENT + " --split-long", {
+        "P-LONG-2": ("it went in 2 messages of 500, 40 characters (the course's profile does not allow that",),
+    }, BROKEN),
     # Start-up shapes and forms of real submissions that are not defects (but the last two break A-4, A-2).
     "server-asks-after-listening": Pair(PLAIN_SERVER + " --shape ask-after-listen", PLAIN_CLIENT,
                                         notes={"P-INFER-1": "your handle? ' after it listened"}),
@@ -97,6 +112,31 @@ PAIRS = {
     "client-handle-fgets": Pair(PLAIN_SERVER, PLAIN_CLIENT + " --defect handle-fgets", {
         "P-HANDLE-1": ("got: 'Christoph> ' (cut to 'Christoph'); and the client sent a first message by itself: "
                        "the server showed 'Christoph> e'",),
+        "P-HANDLE-2": ("the client used it cut to 'Maximilia' without a word",),
+    }, BROKEN),
+    "client-handle-cut": Pair(PLAIN_SERVER, PLAIN_CLIENT + " --defect handle-cut", {
+        "P-HANDLE-2": ("the client used it cut to 'Maximilian' without a word: 'Maximilian> '",),
+    }, BROKEN),
+    "client-cut-long": Pair(PLAIN_SERVER, PLAIN_CLIENT + " --defect cut-long", {
+        "P-LONG-2": ("a line of 540 characters typed at the client (500 + 40) is refused",
+                     "it was cut: the server showed 500 of its 540 characters"),
+    }, BROKEN),
+    "server-decode-per-recv": Pair(PLAIN_SERVER + " --defect decode-per-recv", PLAIN_CLIENT, {
+        "P-UTF8-1": ("the server shows the client's message", "\\ufffd"),
+    }, BROKEN),
+    "client-empty-sends": Pair(PLAIN_SERVER, PLAIN_CLIENT + " --defect empty-sends", {
+        "P-EMPTY-1": ("after an empty line typed at the client the turns go on",
+                      "the server showed 'The client has dropped the connection...'"),
+    }, BROKEN),
+    "server-switch-client": Pair(PLAIN_SERVER + " --defect switch-client", PLAIN_CLIENT, {
+        "P-BUSY-1": ("once a second client had started",),
+    }, BROKEN),
+    "server-address-form": Pair(PLAIN_SERVER + " --defect address-form", PLAIN_CLIENT, {
+        "P-STATUS-1": ("expected: \"'Established connection with ('127.0.0.1', ",
+                       "got: 'Established connection with 127.0.0.1:"),
+    }, BROKEN),
+    "server-dropped-on-loss-only": Pair(PLAIN_SERVER + " --defect dropped-on-loss-only", PLAIN_CLIENT, {
+        "P-STATUS-2": ("expected: 'The client has dropped the connection...'", "'The client left.'"),
     }, BROKEN),
     "server-missed-drop": Pair(PLAIN_SERVER + " --defect missed-drop", PLAIN_CLIENT, {
         "P-DROP-1[client-turn]": ("after its client was killed",),

@@ -512,11 +512,11 @@ def case_long_over(pair: PairRun, ctx) -> None:
 
 
 @case("P-UTF8-1", reqs="A-11", title="a message of the limit's length in multibyte UTF-8 ('é€😀') arrives whole each "
-      "way, sent one byte at a time", needs=("P-INFER-1",))
+      "way, sent five bytes at a time", needs=("P-INFER-1",))
 def case_multibyte(pair: PairRun) -> None:
     a = pair.assignment
     with pair.explaining():
-        _, _, client = begin(pair, "bytewise")
+        _, _, client = begin(pair, "chunks")
         client_turn(pair, client, multibyte_of(a.message_limit, "c"), reqs="A-11 A-2")
         server_turn(pair, client, multibyte_of(a.message_limit, "s"), reqs="A-11 A-2")
 
@@ -568,9 +568,7 @@ def case_empty(pair: PairRun, ctx) -> None:
 
 @case("P-BUSY-1", reqs="A-13", title="a second client during a conversation does not disturb it", needs=("P-INFER-1",))
 def case_second_client(pair: PairRun, ctx) -> None:
-    _, server, client = begin(pair)
-    client_turn(pair, client, "hello")
-    server_turn(pair, client, "hi")
+    _, server, client = begin(pair)  # connected, at the client's turn: the conversation is on
     second = pair.start_other_client(pair.relay(), ("Dana", "intruder"))
     try:
         client_turn(pair, client, "still there?", reqs="A-13 A-2")
@@ -626,7 +624,6 @@ def case_connected_line(pair: PairRun) -> None:
 def case_dropped_line(pair: PairRun) -> None:
     a = pair.assignment
     _, server, client = begin(pair)
-    first_exchange(pair, server, client)
     mark = server.mark()
     client.type(a.quit_word)
     pair.rest()
