@@ -193,6 +193,15 @@ class Relay:
                     flow.grew_at = time.monotonic()
         self._wake()
 
+    def recut(self, mode: str) -> None:
+        """From now on, cut each direction of every connection as `mode` says (bytewise, chunks)."""
+        with self.cond:
+            self.mode = mode
+            for link in self.links:
+                for flow in link.flows():
+                    flow.mode = mode
+        self._wake()
+
     def idle(self) -> bool:
         """Nothing in flight: no connection waiting, nothing read and not yet passed on (held
         bytes behind a closed gate excepted), no input or end unread, no reset still to look for."""

@@ -74,7 +74,7 @@ class Server:
             return
         limit = self.args.message_limit
         while True:
-            if self.defect == "switch-client":
+            if self.defect == "switch-client" and not lines.buf:
                 while select.select([conn, self.listener], [], [])[0] == [self.listener]:
                     conn, lines, peer = self.switch(conn)
             line = lines.next()
