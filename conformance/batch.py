@@ -57,6 +57,12 @@ SCALE_STEPS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0)
 SCALE_TOLERANCE = 1.25  # a measured ratio up to 25% above a step still gives that step
 CALIBRATION_CACHE = ".conformance-calibration.json"  # beside the output files, for --resume
 WALL_TIME = 30.0  # seconds, before scaling: a framed submission takes about 15 s, a pair one 10 s
+# Once its cases run, a submission none of whose cases ends for STALL_STEPS steps (--timeout, scaled),
+# and at least STALL_FLOOR seconds, is HUNG: on a server that stops answering, each case waits out
+# its steps (30 s per case at x2), so that the wall time alone would let it hold a worker for long.
+# The longest case of a working program is S-TIMEOUT-1's, about 11 s (the protocol's own 10 s).
+STALL_STEPS = 2
+STALL_FLOOR = 15.0
 
 EPILOG = """Each subfolder of SUBMISSIONS is one submission. It is built with its own ./compileall,
 else its Makefile, else by compiling each C/C++ file that has a main() with the other sources. Its
@@ -130,6 +136,7 @@ class Submission:
     last: dict[str, str] = field(default_factory=dict)  # the last case to end, by mode
     cases: dict[str, dict[str, Any]] = field(default_factory=dict)
     loaded: dict[str, Any] | None = None  # its record, as --resume read it back from the JSON
+    progress: float = 0.0  # when its last case ended (or its cases began), for the stall limit
     points: dict[str, Any] | None = None  # with a course profile: its points (conformance/profile.py)
 
     def summary(self) -> dict[str, int]:
@@ -253,8 +260,25 @@ class Grading:
         proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
         self.runners.add(proc.pid)
-        expired = threading.Event()
-        timer = threading.Timer(wall, lambda: (expired.set(), sandbox.kill_group(proc.pid)))
+        stall = stall_limit(self.run.step)
+        expired: list[str] = []  # why it was killed, once it is
+        done = threading.Event()
+
+        def watch() -> None:
+            """The wall time, and a run of its cases in which none has ended for `stall` seconds."""
+            began = time.monotonic()
+            while not done.wait(0.5):
+                now = time.monotonic()
+                if now - began >= wall:
+                    expired.append(f"the grading did not finish within {wall:g} s")
+                elif sub.progress and now - sub.progress >= stall:
+                    expired.append(f"no case ended for {stall:g} s ({now - began:.0f} s in)")
+                else:
+                    continue
+                sandbox.kill_group(proc.pid)
+                return
+
+        timer = threading.Thread(target=watch, daemon=True)
         timer.start()
         stdout, stderr = proc.stdout, proc.stderr
         assert stdout is not None and stderr is not None
@@ -263,17 +287,17 @@ class Grading:
         reader.start()
         result = self._follow(sub, stdout)
         proc.wait()
-        timer.cancel()
+        done.set()
         reader.join(timeout=5)
         self.runners.discard(proc.pid)
         if result is not None:
             sub.status = Status(result["status"])
             sub.mode, sub.message, sub.log = (result[k] for k in ("mode", "message", "log"))
             sub.cases = {case["id"]: case for case in result["cases"]}
-        elif expired.is_set():
+        elif expired:
             where = ", ".join(f"{mode} {cid}" for mode, cid in sub.last.items()) or sub.current
             sub.status = Status.HUNG
-            sub.message = f"the grading did not finish within {wall:g} s and was killed (the last to end: {where})"
+            sub.message = f"{expired[0]}, and it was killed (the last to end: {where})"
         else:
             sub.status = Status.ERROR
             sub.message = f"the grading stopped with status {proc.returncode}"
@@ -303,15 +327,22 @@ class Grading:
                 self.update(sub, str(event["text"]))
             elif kind == "mode":
                 sub.mode = str(event["mode"])
+                sub.progress = time.monotonic()  # its cases begin: from now on, one must end now and then
             elif kind == "case":
                 case, mode = event["case"], str(event["mode"])
                 if not event.get("rerun"):  # a re-run's verdict only decides FLAKY, in the result
                     sub.cases[case["id"]] = case
                 sub.last[mode] = case["id"]
+                sub.progress = time.monotonic()
                 self.update(sub, f"{case['id']} ({len(sub.cases)} done)")
             elif kind == "result":
                 result = event
         return result
+
+
+def stall_limit(step: float) -> float:
+    """How long a submission's cases may go without one ending (see STALL_STEPS)."""
+    return max(STALL_STEPS * step, STALL_FLOOR)
 
 
 def describe(sub: Submission) -> str:
@@ -693,7 +724,9 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
         print("\nconformance: interrupted before grading began; nothing written", file=sys.stderr)
         return 128 + Stopped.signum
     wall = args.wall_time * scale
-    print(f"calibration: {how}; timeouts x{scale:g}; a submission is HUNG after {wall:g} s")
+    stall = stall_limit(args.timeout * scale)
+    print(f"calibration: {how}; timeouts x{scale:g}; a submission is HUNG after {wall:g} s, "
+          f"or after {stall:g} s in which none of its cases ends")
     prefix, why = ([], "--no-namespaces") if args.no_namespaces else sandbox.namespace_prefix()
     if why:
         print(f"warning: {why}: submissions run without namespaces (so with the network and files of "

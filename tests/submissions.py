@@ -148,7 +148,7 @@ def make_class(folder: Path) -> dict[str, Expected]:
     hangs = folder / "hangs"
     copy(("chatwire.py", "chatclient.c", "chatwire.c", "chatwire.h"), ROOT, hangs)
     (hangs / "chatserve.py").write_text(HANGING_SERVER)
-    expected["hangs"] = Expected("HUNG", "framed", message="did not finish")
+    expected["hangs"] = Expected("HUNG", "framed", message="and it was killed")
 
     quits = folder / "exits-at-once"
     quits.mkdir()
