@@ -19,7 +19,15 @@ from chatwire import Hello, Role
 from conformance.checks import CaseFailure, ProgramDied
 from conformance.peer import PlainText, WirePeer, describe
 from conformance.plugin import NOTES_KEY, PROGRAMS_KEY, VERDICT_KEY, WARNINGS_KEY, Options, case_id
-from conformance.programs import SLICE, Program, free_port, open_connections, substitute, wait_listening
+from conformance.programs import (
+    SLICE,
+    Program,
+    free_port,
+    listening,
+    open_connections,
+    substitute,
+    wait_listening,
+)
 
 
 class Context:
@@ -120,6 +128,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
 # --- server mode ----------------------------------------------------------------------------
 
 
+PORT_ATTEMPTS = 3  # server starts on a free port that another program took first
+
+
 class ServerUnderTest:
     """The server command started on a free port, or (with --attach) a running server."""
 
@@ -135,14 +146,26 @@ class ServerUnderTest:
             self.host, self.port = opts.attach
             return
         self.host = opts.host
-        self.port = free_port(opts.host)
-        argv = substitute(opts.command, port=self.port, host=opts.host, handshake_timeout=opts.handshake_timeout)
-        self.program = Program("server", argv, opts.step)
-        try:
-            self.question = wait_listening(self.program, self.port, "S-3", answer="HostA")
-        except CaseFailure:
-            self.program.stop()
-            raise
+        for attempt in range(PORT_ATTEMPTS):
+            self.port = free_port(opts.host)
+            argv = substitute(opts.command, port=self.port, host=opts.host, handshake_timeout=opts.handshake_timeout)
+            self.program = Program("server", argv, opts.step)
+            try:
+                self.question = wait_listening(self.program, self.port, "S-3", answer="HostA")
+                return
+            except ProgramDied:
+                self.program.stop()
+                if attempt + 1 == PORT_ATTEMPTS or not self._port_was_taken():
+                    raise
+            except CaseFailure:
+                self.program.stop()
+                raise
+
+    def _port_was_taken(self) -> bool:
+        """The free port was taken by another program between our look and the server's bind (a
+        race that runs side by side, as the mutant runs do, can lose): then a new port is tried."""
+        assert self.program is not None
+        return listening(self.port) or "in use" in self.program.transcript.lower()
 
     def wait_until_idle(self) -> None:
         """Until the server has closed every connection the case opened (or a step has passed), so
