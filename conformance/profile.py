@@ -76,7 +76,7 @@ REFINES: dict[str, tuple[str, ...]] = {
     "A-9": ("C-HANDLE-1[eleven]",),  # an 11-character handle refused, asked again
     "A-10": ("S-MSG-4", "C-MSG-4"),  # a line over the limit is not sent (nothing truncated)
     "A-11": ("S-MSG-3", "C-MSG-3"),  # 500 code points of UTF-8 intact
-    "A-12": ("S-TEXT-2[empty]", "C-TEXT-3[empty]"),  # an empty line is refused, the turn goes on
+    "A-12": ("S-MSG-4", "C-MSG-4"),  # an empty line is refused, the turn goes on (behaviour, not wording)
     "A-13": ("S-8",),  # a second client gets BUSY; the conversation is not disturbed
     "A-14": ("S-HELLO-3",),  # Established connection with ('HOST', PORT)...
     "A-15": ("S-TEXT-4[dropped]",),  # The client has dropped the connection...

@@ -152,7 +152,7 @@ framed_refinements = "maybe"
 bonus = 3
 [points]
 A-1 = "ten"
-A-9 = 5
+A-99 = 5
 S-NOPE-1 = 2
 "S-HELLO-1[bytewise]" = 1
 S-5 = 3
@@ -178,7 +178,7 @@ def test_profile_check_names_each_problem(tmp_path: Path) -> None:
         "[scoring] unknown key 'bonus'",
         "[points] A-1: the points must be a number of at least 0, not 'ten'",
         "[visibility] A-2: unknown visibility 'secret'",
-        "[points] unknown requirement 'A-9' (not in PROTOCOL.md)",
+        "[points] unknown requirement 'A-99' (not in PROTOCOL.md)",
         "[points] unknown requirement or case ID 'S-NOPE-1'",
         "[refinements] A-1: unknown requirement 'C-99'",
         "[points] S-5: 3 points that nothing earns",
