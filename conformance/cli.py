@@ -125,6 +125,7 @@ def parse(argv: list[str]) -> tuple[Options, argparse.Namespace]:
         brief=args.quiet,
         untrusted=args.untrusted,
         profile=load_profile(parser, args.profile) if args.profile and args.mode != "list" else None,
+        profile_arg=args.profile if args.mode != "list" else None,
     ), args
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import shlex
 import sys
@@ -58,6 +59,7 @@ class Options:
     brief: bool = False  # -q: print only the cases that did not pass
     untrusted: bool = False  # start the programs under test in the sandbox (conformance/sandbox.py)
     profile: Any = None  # a course profile (conformance/profile.py, --profile): the run's points in its JSON
+    profile_arg: str | None = None  # --profile as given, for the re-run line
 
     @property
     def timeout(self) -> float:
@@ -95,12 +97,23 @@ class Options:
             argv += ["--host", self.host]
         if self.untrusted:
             argv.append("--untrusted")
+        if self.profile_arg:  # its limits and texts are what the cases held the program to
+            argv += ["--profile", self.profile_arg]
         argv += self.run.with_cases(()).to_argv()
         if self.mode == "pair":
-            argv += ["--server", shlex.join(self.server_command), "--client", shlex.join(self.client_command)]
+            argv += ["--server", shell_join(self.server_command), "--client", shell_join(self.client_command)]
         elif self.command:
             argv += ["--", *self.command]
         return argv
+
+
+PLAIN_WORD = re.compile(r"[\w@%+=:,./{}-]+")  # safe for a shell as it is: {port} needs no quotes
+
+
+def shell_join(argv: list[str]) -> str:
+    """A command line a shell reads back as `argv`, quoting only what needs it (shlex.join would
+    quote every '{port}', which a person then has to read through)."""
+    return " ".join(part if PLAIN_WORD.fullmatch(part) else shlex.quote(part) for part in argv)
 
 
 @dataclass
@@ -355,7 +368,7 @@ class ConformancePlugin:
             self.write(f"          re-run: {self.rerun_command(result.case_id)}\n")
 
     def rerun_command(self, cid: str) -> str:
-        return shlex.join(self.opts.command_line([cid]))
+        return shell_join(self.opts.command_line([cid]))
 
     def blocked_lines(self) -> list[str]:
         """`BLOCKED 234 cases need C-HELLO-2[coalesced], which FAILed`: one line per root cause,
@@ -427,7 +440,7 @@ class ConformancePlugin:
         }
         if (points := self.points()) is not None:
             submission["points"] = points
-        return document([submission], cases, command=shlex.join(self.opts.command_line()),
+        return document([submission], cases, command=shell_join(self.opts.command_line()),
                         seconds=submission["seconds"], timeout_scale=self.opts.timeout_scale)
 
     def implementation(self) -> str:

@@ -173,7 +173,7 @@ class Scoring:
     framed_refinements: str = "ignore"
     credit: str = "partial"
     earning: tuple[str, ...] = (Verdict.PASS, Verdict.WARN, Verdict.FLAKY)
-    default_points: float = 0.0
+    default_points: float = 1.0  # as conformance/profiles/default.toml says
     default_visibility: str = "visible"
 
 

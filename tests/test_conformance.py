@@ -209,7 +209,7 @@ def test_a_fail_shows_the_screen_read_to_the_end_and_a_rerun_line_without_output
                           "            | HostA> "], result.stdout
     (rerun,) = [line.strip() for line in result.stdout.splitlines() if "re-run:" in line]
     assert rerun == (f"re-run: python3 -m conformance server --case 'S-HELLO-1[whole]' --timeout 1 -- "
-                     f"{sys.executable} {server} '{{port}}'")
+                     f"{sys.executable} {server} {{port}}")
     (case,) = json.loads((tmp_path / "r.json").read_text())["cases"]
     assert "HostA> " in case["transcripts"]["server"]
 
