@@ -60,9 +60,11 @@ CALIBRATION_CACHE = ".conformance-calibration.json"  # beside the output files, 
 WALL_TIME = 30.0  # seconds, before scaling: a framed submission takes about 15 s, a pair one 10 s
 # Once its cases run, a submission none of whose cases ends for STALL_STEPS steps (--timeout, scaled),
 # and at least STALL_FLOOR seconds, is HUNG: on a server that stops answering, each case waits out
-# its steps (30 s per case at x2), so that the wall time alone would let it hold a worker for long.
-# The longest case of a working program is S-TIMEOUT-1's, about 11 s (the protocol's own 10 s).
-STALL_STEPS = 2
+# its steps (three: 30 s per case at x2), so that the wall time alone would let it hold a worker
+# for long. One case of a defective program may take those three steps too (a wait that times out,
+# then its teardown's), and must not make it HUNG; the longest case of a working program is
+# S-TIMEOUT-1's, about 11 s (the protocol's own 10 s).
+STALL_STEPS = 4
 STALL_FLOOR = 15.0
 
 EPILOG = """Each subfolder of SUBMISSIONS is one submission. It is built with its own ./compileall,
