@@ -19,21 +19,21 @@ from __future__ import annotations
 import re
 import select
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
 import vectors
-from chatwire import Error, ErrorCode, Event, FrameType, Hello, Message, Quit, Role, encode, error_name
+from chatwire import Error, ErrorCode, Event, FrameType, Hello, Message, Quit, encode, error_name
 from conformance.checks import CaseFailure
+from conformance.controllers import Context, ModeCheck, ScriptedServer
 from conformance.peer import DELIVERIES, WirePeer, describe, invalid_vector_cases, send_invalid
+from conformance.plugin import Options
 from conformance.plugin import case_id as id_of
-from conformance.programs import SLICE, Program, free_port, substitute
+from conformance.programs import Program, free_port, substitute
 
 case = pytest.mark.case
 deliveries = pytest.mark.parametrize("delivery", DELIVERIES)
@@ -92,9 +92,10 @@ class Chat:
     """The steps of a conversation with the client under test, each a wait for what the client
     does, never for its words."""
 
-    def __init__(self, start_client: Callable[..., Program], server: Any, learned: Learned, ctx: Any) -> None:
+    def __init__(self, start_client: Callable[..., Program], server: ScriptedServer, learned: Learned,
+                 ctx: Context) -> None:
         self.start = start_client
-        self.server = server  # conftest.ScriptedServer
+        self.server = server
         self.learned = learned
         self.ctx = ctx
 
@@ -160,7 +161,7 @@ class Chat:
 
 
 @pytest.fixture
-def chat(start_client: Callable[..., Program], scripted_server: Any, learned: Learned, ctx: Any) -> Chat:
+def chat(start_client: Callable[..., Program], scripted_server: ScriptedServer, learned: Learned, ctx: Context) -> Chat:
     return Chat(start_client, scripted_server, learned, ctx)
 
 
@@ -482,7 +483,7 @@ def case_ctrl_c(chat: Chat) -> None:
 
 
 @case("C-REFUSED-1", reqs="C-3", title="a refused connection is reported, and the client ends non-zero")
-def case_refused(chat: Chat, opts: Any) -> None:
+def case_refused(chat: Chat, opts: Options) -> None:
     client = chat.start(free_port(opts.host))
     chat.ask_handle(client)
     mark = client.here()
@@ -493,7 +494,7 @@ def case_refused(chat: Chat, opts: Any) -> None:
 
 @case("C-TEXT-7", reqs="C-3", title="a refused connection gets 'chatclient: cannot connect to HOST port PORT: REASON'",
       kind=TEXT)
-def case_refused_text(chat: Chat, opts: Any) -> None:
+def case_refused_text(chat: Chat, opts: Options) -> None:
     port = free_port(opts.host)
     client = chat.start(port)
     chat.ask_handle(client)
@@ -503,7 +504,7 @@ def case_refused_text(chat: Chat, opts: Any) -> None:
 
 
 @case("C-EXIT-2", reqs="C-3 X-1", title="a refused connection exits 3", kind=TEXT)
-def case_refused_status(chat: Chat, opts: Any) -> None:
+def case_refused_status(chat: Chat, opts: Options) -> None:
     client = chat.start(free_port(opts.host))
     chat.ask_handle(client)
     client.type("Chris")
@@ -611,7 +612,7 @@ EXITS = {  # how the conversation ends -> (the status X-1 gives, the requirement
       title="the exit status: 0 after \\quit or the server's QUIT, 130 after Ctrl-C, 4 after an ERROR received, "
       "5 after one sent, 6 after a lost connection", kind=TEXT, needs=("C-HELLO-1",))
 @pytest.mark.parametrize("end", list(EXITS))
-def case_exit_status(chat: Chat, hello_timeout_probe: HelloTimeoutProbe | None, ctx: Any, end: str) -> None:
+def case_exit_status(chat: Chat, hello_timeout_probe: HelloTimeoutProbe | None, ctx: Context, end: str) -> None:
     status, reqs = EXITS[end]
     if end == "timeout":
         assert hello_timeout_probe is not None
@@ -651,14 +652,13 @@ class HelloTimeoutProbe:
     thread, so that a client that ignores CHAT_HELLO_TIMEOUT (a SHOULD) spends its 10 s while the
     other cases run; C-TIMEOUT-1 and C-EXIT-1[timeout] judge what it did."""
 
-    def __init__(self, opts: Any, mode_check: Any) -> None:
+    def __init__(self, opts: Options, mode_check: ModeCheck) -> None:
         self.opts = opts
         self.mode_check = mode_check
-        family = socket.AF_INET6 if ":" in opts.host else socket.AF_INET
-        self.sock = socket.create_server(("::1" if opts.host == "::1" else "127.0.0.1", 0), family=family)
-        argv = substitute(opts.command, host=opts.host, port=self.sock.getsockname()[1],
-                          handshake_timeout=opts.handshake_timeout)
+        self.server = ScriptedServer(opts, mode_check)
+        argv = substitute(opts.command, host=opts.host, port=self.server.port, handshake_timeout=opts.handshake_timeout)
         self.client = Program("client", argv, opts.step, env={"CHAT_HELLO_TIMEOUT": str(opts.handshake_timeout)})
+        self.server.clients.append(self.client)
         self.peer: WirePeer | None = None
         self.cancelled = threading.Event()
         self.failure: BaseException | None = None
@@ -669,32 +669,14 @@ class HelloTimeoutProbe:
         self.thread.start()
 
     def _idle(self) -> bool:
-        return self.cancelled.is_set() or self.client.idle()
-
-    def _accept(self) -> WirePeer:
-        deadline = time.monotonic() + self.opts.step
-        what = "the client connects after its handle"
-        while not select.select([self.sock], [], [], SLICE)[0]:
-            if self._idle():
-                got = f"none: the client {self.client.idle_description()}"
-            elif not self.client.alive():
-                got = f"none: the client {self.client.exit_description()}"
-            elif time.monotonic() >= deadline:
-                got = f"none within {self.opts.step:g} s"
-            else:
-                continue
-            raise CaseFailure("C-3 C-4", what, ["a connection"], got)
-        sock, _ = self.sock.accept()
-        peer = WirePeer(sock, Role.SERVER, self.opts.step, self.opts.quiet_period)
-        peer.idle = self._idle
-        self.mode_check.arm(peer, self.client)
-        return peer
+        return self.cancelled.is_set() or self.server.idle()
 
     def _run(self) -> None:
         try:
             self.client.wait_for_user("C-2", "the client asks its user for a handle")
             self.client.type("Chris")
-            self.peer = self._accept()
+            self.peer = self.server.accept()
+            self.peer.idle = self._idle  # and a stopped run ends the wait on the client's clock
             self.peer.expect("C-4 F-1", "the client's HELLO 'Chris'", Hello("Chris"))
             started = time.monotonic()
             self.event = self.peer.next_event("C-4", "ERROR TIMEOUT", timeout=10 * self.opts.timeout_scale
@@ -705,7 +687,7 @@ class HelloTimeoutProbe:
         except BaseException as exc:  # judged by the cases, in the main thread
             self.failure = exc
 
-    def result(self, ctx: Any) -> HelloTimeoutProbe:
+    def result(self, ctx: Context) -> HelloTimeoutProbe:
         """Once the probe has finished (a client's own 10 s at most); its failure raised here."""
         ctx.watch(self.client)
         self.thread.join(10 * self.opts.timeout_scale + 3 * self.opts.step)
@@ -721,13 +703,13 @@ class HelloTimeoutProbe:
         self.thread.join(2 * self.opts.step)
         if self.peer is not None:
             self.peer.finish()
-        self.sock.close()
+        self.server.close()
         self.client.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)
-def hello_timeout_probe(request: pytest.FixtureRequest, opts: Any,
-                        mode_check: Any) -> Iterator[HelloTimeoutProbe | None]:
+def hello_timeout_probe(request: pytest.FixtureRequest, opts: Options,
+                        mode_check: ModeCheck) -> Iterator[HelloTimeoutProbe | None]:
     """Started with the first case when a selected case uses it."""
     if not any(id_of(item) in PROBE_CASES for item in request.session.items):
         yield None
@@ -739,7 +721,7 @@ def hello_timeout_probe(request: pytest.FixtureRequest, opts: Any,
 
 @case("C-TIMEOUT-1", reqs="C-4", title="no HELLO from the server within the timeout gets ERROR TIMEOUT, and the "
       "client ends non-zero", needs=("C-HELLO-1",))
-def case_hello_timeout(hello_timeout_probe: HelloTimeoutProbe | None, ctx: Any, opts: Any) -> None:
+def case_hello_timeout(hello_timeout_probe: HelloTimeoutProbe | None, ctx: Context, opts: Options) -> None:
     assert hello_timeout_probe is not None
     probe = hello_timeout_probe.result(ctx)
     if not isinstance(probe.event, Error) or probe.event.code != ErrorCode.TIMEOUT:

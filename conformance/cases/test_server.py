@@ -22,12 +22,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LEFT_AS_FOUND, Context, ModeCheck, ServerPool, ServerUnderTest
 
 import vectors
 from chatwire import ConnectionClosed, Error, ErrorCode, FrameType, Hello, Message, Quit
 from conformance import procstate
 from conformance.checks import CaseFailure, ProgramDied
+from conformance.controllers import LEFT_AS_FOUND, Context, ModeCheck, ServerPool, ServerUnderTest
 from conformance.peer import DELIVERIES, WirePeer, describe, invalid_vector_cases, send_invalid
 from conformance.plugin import Options
 from conformance.plugin import case_id as id_of
