@@ -307,12 +307,15 @@ class Grading:
             sub.log = "".join(errors)[-4000:]
 
     def program_options(self) -> list[str]:
-        """The batch-wide --server, --client and --python2, passed on to each runner."""
+        """The batch-wide --server, --client, --python2 and --profile, passed on to each runner (the
+        profile's limits and texts are what the pair cases hold a pair to)."""
         argv = []
         for option in ("server", "client", "python2"):
             value = getattr(self.args, option, None)
             if value:
                 argv += [f"--{option}", str(value)]
+        if profile := getattr(self.args, "profile", None):
+            argv += ["--profile", "default" if profile == "default" else str(Path(profile).resolve())]
         return argv
 
     def _follow(self, sub: Submission, lines: Iterable[str]) -> dict[str, Any] | None:
@@ -681,8 +684,9 @@ class Stopped:
 
 
 def scored(args: argparse.Namespace) -> bool:
-    """Whether the batch gives points: with --profile, or --feedback (then the default profile)."""
-    return bool(getattr(args, "profile", None) or getattr(args, "feedback", None))
+    """Whether the batch gives points: always, with --profile or else the default profile, so that
+    framed and pair submissions are ranked on one scale."""
+    return True
 
 
 def output_folder(args: argparse.Namespace) -> Path | None:

@@ -41,6 +41,7 @@ from typing import Any
 
 from chatwire import NEED_DATA, Connection, Hello, ProtocolError, Role
 from conformance import procstate, sandbox
+from conformance import profile as course_profile
 from conformance.checks import CaseFailure
 from conformance.options import RunOptions
 from conformance.pair import PairRun
@@ -193,11 +194,12 @@ class Programs:
 
 @dataclass(frozen=True)
 class Templates:
-    """What the grader said for the whole batch: --server, --client, --python2."""
+    """What the grader said for the whole batch: --server, --client, --python2, --profile."""
 
     server: str = ""
     client: str = ""
     python2: str = ""
+    course: str = ""  # the course profile's TOML, read before the sandbox hides its file
 
 
 def named(work: Path, name: str) -> str | None:
@@ -400,18 +402,30 @@ def choose_mode(programs: Programs, run: RunOptions) -> str:
 # --- the suite --------------------------------------------------------------------------------
 
 
-def run_suite(mode: str, programs: Programs, run: RunOptions, rerun: bool = False) -> list[dict[str, Any]]:
+def run_suite(mode: str, programs: Programs, run: RunOptions, rerun: bool = False,
+              course: str = "") -> list[dict[str, Any]]:
     """One `python3 -m conformance MODE` run; its cases, from its event stream (read through a
-    pipe that no program under test inherits), each passed on to the batch as it ends."""
+    pipe that no program under test inherits), each passed on to the batch as it ends. A course
+    profile goes to it through a pipe of its own too: no file a student's program could change."""
     if mode == "pair":
         target = ["--server", programs.server, "--client", programs.client]
     else:
         target = ["--", *shlex.split(programs.server if mode == "server" else programs.client)]
     read, write = os.pipe()
-    argv = [sys.executable, "-m", "conformance", mode, "--untrusted", *run.to_argv(), "--events", f"/dev/fd/{write}",
-            *target]
+    passed = [write]
+    profile: list[str] = []
+    if course:
+        profile_read, profile_write = os.pipe()
+        with open(profile_write, "w", encoding="utf-8") as out:  # a profile is far below a pipe's 64 KiB
+            out.write(course)
+        passed.append(profile_read)
+        profile = ["--profile", f"/dev/fd/{profile_read}"]
+    argv = [sys.executable, "-m", "conformance", mode, "--untrusted", *run.to_argv(), *profile,
+            "--events", f"/dev/fd/{write}", *target]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            pass_fds=(write,), text=True, errors="replace")
+                            pass_fds=tuple(passed), text=True, errors="replace")
+    for fd in passed[1:]:
+        os.close(fd)
     os.close(write)
     assert proc.stdout is not None
     output = proc.stdout
@@ -440,15 +454,15 @@ def run_suite(mode: str, programs: Programs, run: RunOptions, rerun: bool = Fals
     return cases
 
 
-def with_reruns(mode: str, programs: Programs, run: RunOptions) -> list[dict[str, Any]]:
+def with_reruns(mode: str, programs: Programs, run: RunOptions, course: str = "") -> list[dict[str, Any]]:
     """The suite, then its FAILed cases once more: one that passes the second time is FLAKY."""
     emit("stage", text=f"{mode} cases")
-    cases = run_suite(mode, programs, run)
+    cases = run_suite(mode, programs, run, course=course)
     failed = [c["id"] for c in cases if c["verdict"] == Verdict.FAIL]
     if not failed:
         return cases
     emit("stage", text=f"re-running {len(failed)} failed {mode} case(s)")
-    again = {c["id"]: c for c in run_suite(mode, programs, run.with_cases(failed), rerun=True)}
+    again = {c["id"]: c for c in run_suite(mode, programs, run.with_cases(failed), rerun=True, course=course)}
     for case in cases:
         second = again.get(case["id"])
         if case["verdict"] == Verdict.FAIL and second and second["verdict"] in (Verdict.PASS, Verdict.WARN):
@@ -484,7 +498,7 @@ def grade(work: Path, run: RunOptions, templates: Templates = Templates()) -> Ou
         modes = ["pair"] if outcome.mode == "pair" else ["server", "client"]
         # Side by side: most of a run is waiting (for a 10 s handshake TIMEOUT, for quiet).
         with ThreadPoolExecutor(max_workers=len(modes)) as pool:
-            for cases in pool.map(lambda mode: with_reruns(mode, programs, run), modes):
+            for cases in pool.map(lambda mode: with_reruns(mode, programs, run, templates.course), modes):
                 outcome.cases += cases
     except NotGradable as exc:
         outcome.status, outcome.log = exc.status, exc.log or outcome.log
@@ -499,8 +513,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--server", default="", metavar="COMMAND", help="the server command, if no conformance.toml")
     parser.add_argument("--client", default="", metavar="COMMAND", help="the client command, if no conformance.toml")
     parser.add_argument("--python2", default="", metavar="PATH", help="a Python 2, for programs in Python 2")
+    parser.add_argument("--profile", default="", metavar="FILE", help="the course profile (its limits and texts)")
     RunOptions.add_arguments(parser)
     args = parser.parse_args(argv)
+    course = course_profile.resolve(args.profile).read_text(encoding="utf-8") if args.profile else ""
     sandbox.protect_self()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # batch stops us; a student's kill -INT must not
     Policy.untrusted = True
@@ -509,7 +525,7 @@ def main(argv: list[str]) -> int:
         suite.append(Path(args.python2).parent)  # visible (read-only) in the sandbox, wherever it is
     work = sandbox.enter(args.work, suite) if args.isolated else args.work
     os.chdir(work)
-    outcome = grade(work, RunOptions.from_args(args), Templates(args.server, args.client, args.python2))
+    outcome = grade(work, RunOptions.from_args(args), Templates(args.server, args.client, args.python2, course))
     emit("result", **outcome.as_json())
     if args.isolated and os.getpid() == 1:
         os.kill(-1, signal.SIGKILL)  # first in its PID namespace: whatever the student left behind

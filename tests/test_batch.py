@@ -185,7 +185,7 @@ def test_the_csv_has_a_row_per_submission_and_a_column_per_case(graded: BatchRun
     rows = list(csv.reader(graded.csv_path.read_text(encoding="utf-8-sig").splitlines()))
     header, body = rows[0], rows[1:]
     ids = listed("server") + listed("client") + listed("pair")  # every case: known before grading
-    assert header == ["submission", "status", "mode", *VERDICTS, "seconds", "message", *ids]
+    assert header == ["submission", "status", "mode", *VERDICTS, "seconds", "message", *ids, "points", "max_points"]
     assert [c["id"] for c in graded.data["cases"]] == [cid for cid in ids if any(
         cid in s["results"] for s in graded.data["submissions"])]
     assert sorted(r[0] for r in body) == sorted(graded.expected)
@@ -193,8 +193,9 @@ def test_the_csv_has_a_row_per_submission_and_a_column_per_case(graded: BatchRun
         sub = graded.submission(row[0])
         assert row[1:3] == [sub["status"], sub["mode"]]
         assert [int(n) for n in row[3:9]] == [sub["summary"][v] for v in VERDICTS]
-        assert row[11:] == [sub["results"][cid]["verdict"] if cid in sub["results"] else "" for cid in ids]
-        assert Counter(row[11:]) - Counter({"": 10**6}) == Counter({v: n for v, n in sub["summary"].items() if n})
+        assert row[11:-2] == [sub["results"][cid]["verdict"] if cid in sub["results"] else "" for cid in ids]
+        assert Counter(row[11:-2]) - Counter({"": 10**6}) == Counter({v: n for v, n in sub["summary"].items() if n})
+        assert [float(n) for n in row[-2:]] == [sub["points"]["score"], sub["points"]["max_score"]]
 
 
 def test_the_report_shows_the_verdicts_in_a_real_browser(graded: BatchRun) -> None:
@@ -210,7 +211,7 @@ def test_the_report_shows_the_verdicts_in_a_real_browser(graded: BatchRun) -> No
     assert [c.attrs["data-verdict"] for c in srv_busy] == ["FAIL"]
     panel = dom.find(id=srv_busy[0].attrs["data-detail"])
     assert "BUSY" in panel.text() and "server" in panel.text()
-    (notice,) = sub_row(dom, "does-not-compile").find_all("td")
+    (notice,) = [td for td in sub_row(dom, "does-not-compile").find_all("td") if "notice" in td.attrs.get("class", "")]
     assert notice.text().startswith("BUILD-FAIL chatclient.c:1:")
 
 
