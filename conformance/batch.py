@@ -662,10 +662,11 @@ def print_failures(subs: list[Submission], ids: list[str]) -> None:
 
 def print_summary(subs: list[Submission], seconds: float) -> None:
     width = max([len(s.name) for s in subs] + [10])
-    print(f"\n{'submission':{width}}  {'status':10} {'mode':6} " + " ".join(f"{v:>7}" for v in VERDICTS))
+    print(f"\n{'submission':{width}}  {'status':10} {'mode':6} {'points':>9} " + " ".join(f"{v:>7}" for v in VERDICTS))
     for sub in subs:
         counts = sub.summary()
-        print(f"{shown(sub.name):{width}}  {sub.status:10} {sub.mode:6} "
+        points = f"{sub.points['score']:g}/{sub.points['max_score']:g}" if sub.points else ""
+        print(f"{shown(sub.name):{width}}  {sub.status:10} {sub.mode:6} {points:>9} "
               + " ".join(f"{counts[v]:7}" for v in VERDICTS))
         if sub.message:
             print(f"{'':{width}}  {shown(sub.message)}")
