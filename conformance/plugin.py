@@ -160,22 +160,22 @@ def base_id(full_id: str) -> str:
 
 
 def read_to_the_end(programs: list[Any], quiet: float, limit: float) -> None:
-    """Takes in what the programs are still writing, until none has written for `quiet` seconds
-    (or each has exited), for at most `limit` seconds: a screen shown with a failure is then the
-    whole of it, not the part the case happened to read."""
+    """Takes in what the programs are still writing, until each has exited or is idle (waiting for
+    input with nothing more to show: Program.idle), or none has written for `quiet` seconds, for
+    at most `limit` seconds: a screen shown with a failure is then the whole of it, not the part
+    the case happened to read."""
     deadline = time.monotonic() + limit
+    last_output = time.monotonic()
     while True:
-        for program in programs:
-            program.pump()
-        live = {program.fd: program for program in programs if not program.ended and program.fd >= 0}
-        left = deadline - time.monotonic()
-        if not live or left <= 0:
+        if any([program.pump() for program in programs]):
+            last_output = time.monotonic()
+        live = [program for program in programs if not program.ended and program.fd >= 0]
+        now = time.monotonic()
+        if not live or now >= deadline or now - last_output >= quiet or all(p.idle() for p in live):
             return
         try:
-            ready, _, _ = select.select(list(live), [], [], min(quiet, left))
+            select.select([program.fd for program in live], [], [], min(0.02, deadline - now))
         except (OSError, ValueError):  # a descriptor closed under us: what was read is what there is
-            return
-        if not ready:
             return
 
 

@@ -7,10 +7,12 @@ callers poll this, briefly and with bounds.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import platform
 import re
 import struct
+import termios
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,3 +199,22 @@ def unread_input(pid: int) -> bool:
                 if fields[9] in mine and int(fields[4].split(":")[1], 16) > 0:
                     return True
     return False
+
+
+def terminal_unread(pid: int) -> int:
+    """Bytes typed at the terminal of `pid` (its standard input, a pty) that it has not read yet: in
+    canonical mode, those of complete lines (FIONREAD on the terminal, opened here without becoming
+    ours). 0 when its input is no terminal or cannot be opened."""
+    try:
+        name = os.readlink(f"/proc/{pid}/fd/0")
+        if not name.startswith(TERMINAL):
+            return 0
+        fd = os.open(name, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return 0
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)

@@ -20,12 +20,12 @@ import pexpect
 
 from conformance import sandbox
 from conformance.checks import CaseFailure, ProgramDied
-from conformance.procstate import TreeState, tree_state, unread_input
+from conformance.procstate import TreeState, terminal_unread, tree_state, unread_input
 from conformance.screen import visible
 
 ANSI_OR_CONTROL = re.compile(r"\x1b|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-QUIET = 0.1  # seconds without output or typing before /proc is asked whether a program is idle
-CONFIRM = 0.05  # and it must still be idle this much later: one look could catch it between two steps
+QUIET = 0.04  # seconds without output or typing before /proc is asked whether a program is idle
+CONFIRM = 0.03  # and it must still be idle this much later: one look could catch it between two steps
 SLICE = 0.05  # a wait looks at the program this often
 
 
@@ -242,7 +242,8 @@ class Program:
             return False
         state = tree_state(self.child.pid)
         self.last_state = state
-        if state.kind not in ("user", "network") or state.timed or unread_input(self.child.pid):
+        pid = self.child.pid
+        if state.kind not in ("user", "network") or state.timed or unread_input(pid) or terminal_unread(pid):
             self._idle_since = None
             return False
         if self._idle_since is None:
