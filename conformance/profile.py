@@ -149,7 +149,16 @@ def collect() -> list[CaseInfo]:
     collector = Collector()
     args = [str(CASES / module) for module in MODULES.values() if (CASES / module).exists()]
     args += ["-c", str(CASES / "pytest.ini"), "--rootdir", str(CASES), "-p", "no:terminal", "--collect-only"]
-    code = pytest.main(args, plugins=[collector])
+    # Collected inside another pytest run (this project's tests), the cases' modules would meet that
+    # run's own test_client, test_server and conftest in sys.modules: they are set aside meanwhile.
+    names = {"conftest", *(Path(module).stem for module in MODULES.values())}
+    aside = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+    try:
+        code = pytest.main(args, plugins=[collector])
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.modules.update(aside)
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED) or not collector.found:
         raise RuntimeError(f"the suite's cases could not be collected (pytest exit {int(code)})")
     return collector.found
