@@ -57,7 +57,8 @@ CALIBRATION_RUNS = 2
 SCALE_STEPS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0)
 SCALE_TOLERANCE = 1.25  # a measured ratio up to 25% above a step still gives that step
 CALIBRATION_CACHE = ".conformance-calibration.json"  # beside the output files, for --resume
-WALL_TIME = 30.0  # seconds, before scaling: a framed submission takes about 15 s, a pair one 10 s
+WALL_TIME = 45.0  # seconds, before scaling: a framed submission takes about 15 s, a pair one 20 s, and a pair
+# with a defect up to 35 s (its FAILs waited out, then re-run once)
 # Once its cases run, a submission none of whose cases ends for STALL_STEPS steps (--timeout, scaled),
 # and at least STALL_FLOOR seconds, is HUNG: on a server that stops answering, each case waits out
 # its steps (three: 30 s per case at x2), so that the wall time alone would let it hold a worker

@@ -2,7 +2,8 @@
 
 Each is a folder as a student would hand it in: the project's own files where it should pass,
 a mutant of them (tests/broken/mutants.py) where it should FAIL exactly that mutant's cases,
-the plain-text pair of tests/pairs/, the independent implementation of tests/independent/, one
+the plain-text pair of tests/pairs/ and four copies of it with a student's defect (each FAILing
+exactly its cases), the independent implementation of tests/independent/, one
 as a real class hands it in (a zip's top folder, a client built as chatClient, a stale binary
 committed with it), and seven that cannot be graded: one that does not compile, one that hangs,
 one that exits at once, one with no programs, a Python 2 server, a server that listens on
@@ -102,6 +103,22 @@ class Expected:
     message: str = ""  # a piece of the submission's message
     mutant: Mutant | None = None  # then FAIL exactly its cases
     others: frozenset[str] = field(default_factory=frozenset)  # verdicts allowed beside PASS
+    fails: frozenset[str] = field(default_factory=frozenset)  # without a mutant: the cases it FAILs
+
+    @property
+    def failing(self) -> frozenset[str]:
+        """The case IDs (patterns of mutants.expected_ids) it must FAIL, and no others."""
+        return self.mutant.fails if self.mutant else self.fails
+
+
+# name, server options, client options, the pair cases it must FAIL
+PAIR_DEFECTS = (
+    ("pair-colon-prompt", "--shape colon", "--shape colon", {"P-PREFIX-1"}),  # `Chris: `: its form only
+    ("pair-recv-per-message", "--defect recv-per-message", "",  # each recv() shown as a message
+     {"P-LONG-1", "P-FRAME-1", "P-UTF8-1"}),
+    ("pair-missed-drop", "--defect missed-drop", "", {"P-DROP-1"}),  # its client killed: it dies
+    ("pair-quit-as-message", "--defect quit-as-message", "", {"P-QUIT-2"}),  # \quit sent as a message
+)
 
 
 def copy(names: tuple[str, ...], source: Path, target: Path) -> None:
@@ -132,6 +149,14 @@ def make_class(folder: Path) -> dict[str, Expected]:
     (pair / "conformance.toml").write_text('server = "python3 plain_server.py {port}"\n'
                                            'client = "python3 plain_client.py {host} {port}"\n')
     expected["plain-text-pair"] = Expected("GRADED", "pair")
+
+    # Plain-text pairs with the defects students really make (tests/pairs/README.md).
+    for name, server, client, fails in PAIR_DEFECTS:
+        target = folder / name
+        copy(("plain_server.py", "plain_client.py", "plainlines.py"), ROOT / "tests" / "pairs", target)
+        (target / "conformance.toml").write_text(f'server = "python3 plain_server.py {{port}} {server}"\n'
+                                                 f'client = "python3 plain_client.py {{host}} {{port}} {client}"\n')
+        expected[name] = Expected("GRADED", "pair", fails=frozenset(fails))
 
     independent = folder / "independent"
     copy(("indserve.py", "indclient.py", "indwire.py"), ROOT / "tests" / "independent", independent)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "broken"))
 
 from browser import Element, load, parse
 from mutants import MUTANTS, expected_ids, mutated_source
-from submissions import FAKE_PYTHON2, Expected, make_class, python2_server
+from submissions import FAKE_PYTHON2, PAIR_DEFECTS, Expected, make_class, python2_server
 from submissions import reference as reference_copy
 
 from conformance import batch, procstate, runner, sandbox
@@ -96,6 +96,16 @@ def test_every_submission_gets_its_status_and_mode(graded: BatchRun) -> None:
         assert want.message in got["message"], (name, got["message"])
 
 
+def test_points_rank_framed_and_pair_submissions_on_one_scale(graded: BatchRun) -> None:
+    points = {s["name"]: s["points"] for s in graded.data["submissions"]}
+    assert {p["max_score"] for p in points.values()} == {100}
+    for name in ("reference", "independent", "plain-text-pair"):
+        assert points[name]["score"] == 100, name
+    for name, _, _, _ in PAIR_DEFECTS:  # each defect costs its requirements' points, and only those
+        assert 0 < points[name]["score"] < 100, name
+    assert points["no-programs"]["score"] == 0
+
+
 def test_correct_submissions_pass_every_case(graded: BatchRun) -> None:
     framed = listed("server") + listed("client")
     for name, cases in (("reference", framed), ("independent", framed), ("plain-text-pair", listed("pair")),
@@ -104,13 +114,13 @@ def test_correct_submissions_pass_every_case(graded: BatchRun) -> None:
         assert {cid: r["verdict"] for cid, r in results.items()} == dict.fromkeys(cases, "PASS"), name
 
 
-def test_a_mutant_fails_exactly_its_cases(graded: BatchRun) -> None:
+def test_a_mutant_or_broken_pair_fails_exactly_its_cases(graded: BatchRun) -> None:
     for name, want in graded.expected.items():
-        if want.mutant is None:
+        if not want.failing:
             continue
         results = graded.submission(name)["results"]
         failed = {cid for cid, r in results.items() if r["verdict"] == "FAIL"}
-        assert failed == expected_ids(want.mutant.fails, list(results)), name
+        assert failed == expected_ids(want.failing, list(results)), name
         assert {r["verdict"] for cid, r in results.items() if cid not in failed} <= {"PASS"} | want.others, name
         assert all(results[cid]["details"] for cid in failed), name  # what was expected, what came
         assert any(results[cid]["transcripts"] for cid in failed), name  # and what the program showed
