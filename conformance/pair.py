@@ -47,6 +47,7 @@ __all__ = ["C2S", "S2C", "SERVER_HANDLE", "Form", "PairRun", "Relay", "Side", "h
            "vanish"]
 
 SERVER_HANDLE = "Server"  # typed when a server asks its operator for a handle (not HostA: nothing may assume it)
+PORT_ATTEMPTS = 3  # server starts on a free port that another program took first
 QUIET = 0.1  # seconds without output before /proc is asked; the blocked state is the real evidence
 ASKS = re.compile(r"handle|name|nick|alias", re.IGNORECASE)  # a question for the operator's handle
 HOW = {"bytewise": "one byte at a time", "chunks": "five bytes at a time", "coalesce": "with segments joined",
@@ -152,6 +153,21 @@ class PairRun:
     # -- starting
 
     def start_server(self) -> Side:
+        """Their server, listening on a free port (its handle question answered). A server that dies
+        because another program took that port first (runs side by side race for free ports) is
+        started again on another, up to PORT_ATTEMPTS times."""
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                return self._start_server()
+            except ProgramDied:
+                assert self.server is not None
+                taken = listening(self.port) or "in use" in self.server.program.transcript.lower()
+                if attempt + 1 == PORT_ATTEMPTS or not taken:
+                    raise
+                self.server_question = None
+        raise AssertionError("unreachable")
+
+    def _start_server(self) -> Side:
         self.port = free_port(self.opts.host)
         argv = substitute(self.opts.server_command, port=self.port, host=self.opts.host,
                           handshake_timeout=self.opts.handshake_timeout)
@@ -159,10 +175,10 @@ class PairRun:
         self.watch(program)
         self.server = Side("server", program)
         deadline = time.monotonic() + self.opts.step
-        while not listening(self.port):
+        while not listening(self.port, program.pid):
             rest = self.rest([self.server], timeout=max(0.0, deadline - time.monotonic()),
-                             until=lambda: listening(self.port), relays=[])
-            if listening(self.port):
+                             until=lambda: listening(self.port, program.pid), relays=[])
+            if listening(self.port, program.pid):
                 break
             if rest.kind("server") == "exited":
                 raise ProgramDied("A-7", f"the server {program.exit_description()} before it listened on "

@@ -20,7 +20,7 @@ import pexpect
 
 from conformance import sandbox
 from conformance.checks import CaseFailure, ProgramDied
-from conformance.procstate import TreeState, terminal_unread, tree_state, unread_input
+from conformance.procstate import TreeState, sockets, terminal_unread, tree_state, unread_input
 from conformance.screen import visible
 
 ANSI_OR_CONTROL = re.compile(r"\x1b|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -397,16 +397,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def listening(port: int) -> bool:
-    """Whether some socket listens on `port`, read from /proc without connecting to it (a probe
-    connection would be a client to the server under test)."""
+def listening(port: int, owner: int | None = None) -> bool:
+    """Whether some socket listens on `port` (with `owner`, one of the process tree of that pid:
+    another run's server may have taken the port first), read from /proc without connecting to it
+    (a probe connection would be a client to the server under test)."""
+    mine = sockets(owner) if owner is not None else None
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         path = Path(table)
         if not path.exists():
             continue
         for line in path.read_text().splitlines()[1:]:
             fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port \
+                    and (mine is None or fields[9] in mine):
                 return True
     return False
 
@@ -418,7 +421,7 @@ def wait_listening(program: Program, port: int, reqs: str, answer: str | None = 
     a second question, or no listening socket in time is a CaseFailure."""
     question = None
     deadline = time.monotonic() + program.timeout
-    while not listening(port):
+    while not listening(port, program.pid):
         if not program.alive():
             raise ProgramDied(reqs, f"the {program.role} {program.exit_description()} before it listened on "
                                     f"port {port}", [f"a socket listening on port {port}"], "(see the screen below)")
