@@ -223,9 +223,9 @@ class PairRun:
         self.relays.append(relay)
         return relay
 
-    def start_client(self, relay: Relay, handle: str = "Chris", reach_prompt: bool = True) -> Side:
-        """Their client on the relay's port; its handle prompt answered with `handle`; then (with
-        reach_prompt) everything at rest at the first turn (see first_turn)."""
+    def _spawn_client(self, relay: Relay, handle: str | None) -> Side:
+        """Their client started on the relay's port, watched, and counted among the clients; the
+        server's screen marked, so that what it shows of this client can be told."""
         assert self.server is not None
         argv = substitute(self.opts.client_command, host=self.opts.host, port=relay.port,
                           handshake_timeout=self.opts.handshake_timeout)
@@ -235,6 +235,13 @@ class PairRun:
         client = Side(role, program, handle, relay)
         client.server_mark = self.server.mark()
         self.clients.append(client)
+        return client
+
+    def start_client(self, relay: Relay, handle: str = "Chris", reach_prompt: bool = True) -> Side:
+        """Their client on the relay's port; its handle prompt answered with `handle`; then (with
+        reach_prompt) everything at rest at the first turn (see first_turn)."""
+        client = self._spawn_client(relay, handle)
+        role, program = client.role, client.program
         deadline = time.monotonic() + self.opts.step
         while True:
             rest = self.started(client, "A-1", "before asking for a handle")
@@ -257,15 +264,8 @@ class PairRun:
         """Another client, started while a conversation goes on: each time it waits for its user it
         is given the next of `answers` (a handle, then a message); it may as well be refused (exit)
         or wait. Returns once everything is at rest (or the step is over: no verdict here)."""
-        assert self.server is not None
-        argv = substitute(self.opts.client_command, host=self.opts.host, port=relay.port,
-                          handshake_timeout=self.opts.handshake_timeout)
-        role = ("client", "second client", "third client")[min(len(self.clients), 2)]
-        program = Program(role, argv, self.opts.step)
-        self.watch(program)
-        side = Side(role, program, answers[0] if answers else None, relay)
-        side.server_mark = self.server.mark()
-        self.clients.append(side)
+        side = self._spawn_client(relay, answers[0] if answers else None)
+        role, program = side.role, side.program
         deadline = time.monotonic() + self.opts.step
         left = list(answers)
         while True:
