@@ -331,8 +331,8 @@ class Server:
         peer.sock.close()
         self.peer = None
         if peer.established:
+            self.discard_typing()  # before the news: what is typed after it is meant for what comes next
             self.term.line(DROPPED)
-            self.discard_typing()
 
     def fail(self, exc: ProtocolError) -> None:
         """E-2, S-10, S-11: the client broke the protocol (or timed out): ERROR, then close."""
@@ -341,10 +341,10 @@ class Server:
         with contextlib.suppress(PeerGone):
             send_frame(peer.sock, peer.conn.send(Error(exc.code, exc.reason)))
         self.linger(peer.sock)
-        self.term.line(f"Closed the connection with {peer.address}: "
-                       f"sent ERROR {exc.code} {exc.code.name} ({exc.reason})...")
         if peer.established:
             self.discard_typing()
+        self.term.line(f"Closed the connection with {peer.address}: "
+                       f"sent ERROR {exc.code} {exc.code.name} ({exc.reason})...")
 
     def quit_peer(self) -> None:
         """S-9, S-12: the operator ends the conversation."""
@@ -353,8 +353,8 @@ class Server:
         with contextlib.suppress(PeerGone):
             send_frame(peer.sock, peer.conn.send(Quit()))
         self.linger(peer.sock)
-        self.term.line(YOU_CLOSED)
         self.discard_typing()
+        self.term.line(YOU_CLOSED)
 
     # -- the operator
 

@@ -658,6 +658,9 @@ def case_ctrl_d(fresh_server: ServerUnderTest) -> None:
     peer.expect("S-12", "QUIT after Ctrl-D", Quit())
     shown_line(srv, "S-9", "a line saying that the operator ended the conversation")
     serves_next(srv, "S-12 S-9")
+    # typed as its operator would, once it is at rest: a server may throw away what was typed
+    # before the news of the closed conversation (S-9)
+    srv.terminal.wait_for_user("S-12", "the server waiting for its operator after the conversation")
     srv.terminal.end_input()
     srv.terminal.wait_exit("S-12", "Ctrl-D with no conversation")
 
