@@ -2,6 +2,7 @@
  * chatclient: the reference client of the chat protocol, version 1 (PROTOCOL.md section 6).
  *
  *     ./chatclient HOST PORT
+ *     ./chatclient --help
  *
  * In the manner of suckless sic: one file, one poll loop over the terminal, the socket and
  * a self-pipe for SIGINT.  Frames are encoded and decoded by chatwire.c; this file holds the
@@ -33,6 +34,7 @@
  * this cannot be sent and need not be kept (C-7: it is refused, never truncated). */
 #define LINE_MAX_BYTES (WIRE_MESSAGE_MAX_CHARS * 4)
 
+#define USAGE "usage: chatclient HOST PORT"
 enum { EXIT_USAGE = 2, EXIT_CONNECT = 3, EXIT_THEIR_ERROR = 4, EXIT_OUR_ERROR = 5,
        EXIT_LOST = 6 }; /* and 128 + N after signal N (C-9) */
 
@@ -51,6 +53,8 @@ struct line {
 
 static const char *host;
 static char port[8];
+static struct addrinfo *addrs; /* HOST's addresses, resolved before the handle is asked (C-3) */
+static volatile sig_atomic_t resolving; /* in getaddrinfo(): a signal ends us at once (C-9) */
 static int sock = -1;
 static int sigfd[2] = {-1, -1};
 static volatile sig_atomic_t interrupted; /* the number of the signal that stops us, or 0 */
@@ -293,23 +297,38 @@ limit_sends(int fd)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
 }
 
-/* C-3: every address of HOST in turn, IPv4 or IPv6, until one connects. */
-static int
-dial(void)
+/* C-3: HOST is resolved before the handle is asked, so that a mistyped host is told at once
+ * rather than after the user has typed a handle.  getaddrinfo() may wait for DNS and does not
+ * return early on a signal, so until it returns a signal ends the program from its handler. */
+static void
+resolve(void)
 {
-    struct addrinfo hints, *res, *ai;
-    int fd = -1, r, err = 0;
+    struct addrinfo hints;
+    int r;
 
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
-    if ((r = getaddrinfo(host, port, &hints, &res)) != 0) {
+    resolving = 1;
+    r = getaddrinfo(host, port, &hints, &addrs);
+    resolving = 0;
+    if (r != 0) {
         errline("chatclient: cannot resolve %s: %s", host,
                 r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
         exit(EXIT_CONNECT);
     }
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
+}
+
+/* C-3: every address of HOST in turn, IPv4 or IPv6, until one connects.  Only once the handle
+ * is typed: the server's handshake timeout counts from its accept (S-11), not from our start. */
+static int
+dial(void)
+{
+    struct addrinfo *ai;
+    int fd = -1, err = 0;
+
+    for (ai = addrs; ai != NULL; ai = ai->ai_next) {
         if ((fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol)) < 0) {
             err = errno;
             continue;
@@ -322,7 +341,8 @@ dial(void)
         close(fd);
         fd = -1;
     }
-    freeaddrinfo(res);
+    freeaddrinfo(addrs);
+    addrs = NULL;
     if (interrupted)
         exit(128 + interrupted);
     if (fd < 0) {
@@ -484,6 +504,8 @@ hello_timeout_ms(void)
     return (long)(s * 1000);
 }
 
+/* C-4: the reason names the wait this client used, so that a server's log is not told 10 s
+ * after a wait of 0.3 s. */
 static void
 on_hello_timeout(void)
 {
@@ -585,7 +607,12 @@ line_done(void)
         problem = !wire_utf8_stream_ok(&line.utf8) ? "is not valid UTF-8"
                   : state == ASK_HANDLE           ? "is longer than 10 characters"
                                                   : "is longer than 500 characters";
-    prompt_showing = 0; /* the user's Enter has ended the prompt's line */
+    /* At a terminal the user's Enter, echoed, has ended the prompt's line.  Nothing echoes a
+     * line read from a file or pipe, so the client ends that line itself (C-10). */
+    if (stdin_tty)
+        prompt_showing = 0;
+    else
+        end_prompt_line();
     if (state == ASK_HANDLE)
         handle_line(line.buf, line.len, problem);
     else
@@ -663,6 +690,8 @@ on_sigint(int sig)
     int saved = errno;
     ssize_t r;
 
+    if (resolving)
+        _exit(128 + sig); /* nothing shown or sent yet: nothing to finish (C-9) */
     interrupted = sig;
     r = write(sigfd[1], "", 1); /* wakes poll; if the pipe is full, it already will */
     (void)r;
@@ -705,25 +734,61 @@ guard_std_fds(void)
             exit(EXIT_FAILURE);
 }
 
-/* C-1: PORT is 1 to 65535, in decimal digits only. */
-static int
-parse_port(const char *s)
+/* C-1: PORT is 1 to 65535, in decimal digits only.  Returns why it is not, or NULL with the
+ * port kept in `port`. */
+static const char *
+port_problem(const char *s)
 {
     unsigned long v = 0;
 
     if (*s == '\0')
-        return 0;
+        return "it is empty";
     for (; *s; s++) {
         if (*s < '0' || *s > '9')
-            return 0;
-        v = v * 10 + (unsigned long)(*s - '0');
-        if (v > 65535)
-            return 0;
+            return "it is not a decimal number";
+        if (v <= 65535) /* past it the value no longer matters, and cannot overflow */
+            v = v * 10 + (unsigned long)(*s - '0');
     }
-    if (v == 0)
-        return 0;
+    if (v < 1 || v > 65535)
+        return "it is not between 1 and 65535";
     snprintf(port, sizeof port, "%lu", v);
-    return 1;
+    return NULL;
+}
+
+static const char help[] =
+    USAGE "\n"
+    "\n"
+    "Chat with the server at HOST (a name, or an IPv4 or IPv6 address) on TCP port PORT\n"
+    "(1 to 65535).  HOST is resolved first; the connection is made once you have typed\n"
+    "your handle.  Type a line to send it in your turn; \\quit or Ctrl-D leaves.\n"
+    "\n"
+    "Exit status: 0 after \\quit, Ctrl-D or the server's QUIT; 1 a local failure;\n"
+    "2 a usage error; 3 HOST cannot be resolved or reached; 4 the server sent ERROR;\n"
+    "5 the server broke the protocol or never said HELLO; 6 the connection was lost;\n"
+    "128+N stopped by signal N.\n";
+
+/* C-1: --help on stdout with status 0; a usage error is one line on stderr, status 2. */
+static void
+command_line(int argc, char **argv)
+{
+    char shown[64];
+    const char *problem;
+
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(help, stdout);
+        exit(fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+    }
+    if (argc != 3) {
+        fputs(USAGE "\n", stderr);
+        exit(EXIT_USAGE);
+    }
+    if ((problem = port_problem(argv[2])) != NULL) {
+        /* The argument is shown sanitised: it could hold escape sequences. */
+        wire_sanitize((const unsigned char *)argv[2], strlen(argv[2]), shown, sizeof shown);
+        fprintf(stderr, "chatclient: invalid port '%s': %s\n", shown, problem);
+        exit(EXIT_USAGE);
+    }
+    host = argv[1];
 }
 
 static void
@@ -761,14 +826,11 @@ run(void)
 int
 main(int argc, char **argv)
 {
-    if (argc != 3 || !parse_port(argv[2])) {
-        fputs("usage: chatclient HOST PORT\n", stderr);
-        return EXIT_USAGE;
-    }
-    host = argv[1];
     guard_std_fds();
+    command_line(argc, argv);
     stdin_tty = isatty(STDIN_FILENO);
     setup_signals();
+    resolve();
     show_prompt();
     run();
     return EXIT_SUCCESS;

@@ -5,6 +5,7 @@ segmentation, every error code both ways, lost connections, its command line
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 
 import pytest
@@ -179,12 +180,57 @@ def run_client(build: str, args: list[str], stdin: str = "") -> subprocess.Compl
                           timeout=30, env={**os.environ, **env})
 
 
-@pytest.mark.parametrize("args", [[], ["localhost"], ["localhost", "0"], ["localhost", "65536"],
-                                  ["localhost", "12ab"], ["a", "1", "extra"]])
-def test_usage_errors_exit_2(build: str, args: list[str]) -> None:
+@pytest.mark.parametrize("args", [[], ["localhost"], ["a", "1", "extra"], ["--help", "extra", "1"]])
+def test_a_wrong_number_of_arguments_is_the_usage_line_and_exit_2(build: str, args: list[str]) -> None:
     result = run_client(build, args)
-    assert result.returncode == 2
-    assert result.stderr == "usage: chatclient HOST PORT\n"
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", "usage: chatclient HOST PORT\n")
+
+
+@pytest.mark.parametrize(("port", "reason"), [
+    ("0", "it is not between 1 and 65535"),
+    ("65536", "it is not between 1 and 65535"),
+    ("99999", "it is not between 1 and 65535"),
+    ("99999999999999999999999", "it is not between 1 and 65535"),
+    ("abc", "it is not a decimal number"),
+    ("12ab", "it is not a decimal number"),
+    ("-1", "it is not a decimal number"),
+    ("", "it is empty"),
+    ("1\x1b[2J", "it is not a decimal number"),
+])
+def test_a_bad_port_says_why_and_exits_2(build: str, port: str, reason: str) -> None:
+    """C-1: one line on stderr naming the port (sanitised) and what is wrong with it; nothing asked."""
+    result = run_client(build, ["127.0.0.1", port])
+    shown = port.replace("\x1b", "?")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"chatclient: invalid port '{shown}': {reason}\n"
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_is_usage_on_stdout_and_exit_0(build: str, flag: str) -> None:
+    result = run_client(build, [flag])
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith("usage: chatclient HOST PORT\n")
+    assert "Exit status" in result.stdout
+
+
+def test_an_unknown_host_fails_before_the_handle_is_asked(build: str) -> None:
+    """C-3: resolved first. A name with spaces is refused by the resolver itself, without a DNS
+    query, so the test stays off the network."""
+    result = run_client(build, ["no such host", "1"], stdin="Chris\n")
+    assert result.returncode == 3
+    assert result.stdout == ""  # no handle prompt
+    assert result.stderr.startswith("chatclient: cannot resolve no such host: ")
+    assert result.stderr.count("\n") == 1
+
+
+def test_the_connection_is_made_after_the_handle(client, listener: Listener) -> None:
+    """C-3: the handle prompt shows with nothing connected (a connection made before it would be
+    queued on the listener by then: loopback completes it at once); the handle brings it."""
+    cli = client(listener.port)
+    cli.expect_text("Enter client handle (length 10 or less): ")
+    assert select.select([listener.sock], [], [], 0)[0] == []
+    cli.type("Chris")
+    assert listener.accept().receive() == Hello("Chris")
 
 
 def test_an_invalid_handle_from_a_pipe_is_fatal(build: str, listener: Listener) -> None:
@@ -209,7 +255,9 @@ def test_a_script_on_stdin_is_sent_in_turn_and_in_order(build: str, listener: Li
         peer.send(Message("reply"))
         assert peer.receive() == Quit()  # end of the script is \quit (C-8)
         assert proc.wait(timeout=30) == 0
-        assert proc.stdout.read().endswith("HostA> reply\nChris> \n")
+        # Nothing echoes a script's lines, so the client ends each prompt's line itself (C-6).
+        assert proc.stdout.read() == ("Enter client handle (length 10 or less): \nChris> \nHostA> reply\n"
+                                      "Chris> \nHostA> reply\nChris> \n")
     finally:
         proc.kill()
         proc.wait()
