@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -11,10 +12,16 @@ from pathlib import Path
 VENV = Path(__file__).resolve().parent / ".venv"
 
 
-def ensure(*modules: str, program: str, argv0: list[str]) -> None:
-    """Return if every module imports here; else re-execute `argv0 + sys.argv[1:]` under .venv,
-    or say in one line what to do and exit 1."""
+def ensure(*modules: str, program: str, argv0: list[str], distribution: str = "") -> None:
+    """Return if every module imports here (and `distribution` is installed here: this project, which
+    ./compileall installs into .venv); else re-execute `argv0 + sys.argv[1:]` under .venv, or say in
+    one line what to do and exit 1."""
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if distribution and not missing:
+        try:
+            importlib.metadata.distribution(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(distribution)
     if not missing:
         return
     venv_python = VENV / "bin" / "python"

@@ -4,7 +4,7 @@ submission (goal: under 6 s on average on this 2-core machine, the hanging one i
 default --wall-time), median of N runs, against a baseline measured in the same run: a batch of
 the reference alone.
 
-    python3 bench/batch_speed.py [--runs 3]
+    .venv/bin/python bench/batch_speed.py [--runs 3]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "broken")]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "broken")]  # the tests' helpers (submissions, mutants)
 
 from submissions import make_class, reference  # noqa: E402
 

@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent.parent / "tests")]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tests' helpers (procs)
 
-from procs import Client, Server, cpu_ticks  # noqa: E402
+from procs import Client, Server, cpu_ticks
 
 
 def idle_ticks(pids: dict[str, int], seconds: float) -> dict[str, int]:

@@ -10,11 +10,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import struct
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chatwire import NEED_DATA, Connection, Hello, Message, Role, State, encode
 

@@ -1,15 +1,13 @@
-"""python3 -m conformance: runs under the system python3 by re-executing under .venv."""
+"""python3 -m conformance: in a clone, under the system python3, it re-executes under .venv, where
+./compileall installed this project (pyproject.toml); installed by pip, it is `twochat-conformance`."""
 
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # chatwire, vectors and venvboot live at the project root
+import venvboot
 
-import venvboot  # noqa: E402
+venvboot.ensure("pytest", "pexpect", "construct", program="conformance", argv0=["-m", "conformance"],
+                distribution="twochat-conformance")
 
-venvboot.ensure("pytest", "pexpect", "construct", program="conformance", argv0=["-m", "conformance"])
-
-from conformance.cli import main  # noqa: E402
+from conformance.cli import main  # noqa: E402 (after .venv is sure)
 
 sys.exit(main(sys.argv[1:]))

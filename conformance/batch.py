@@ -184,7 +184,9 @@ class Grading:
         self.scorer: course.Scorer | None = None  # --profile / --feedback
         self.tty = sys.stdout.isatty()
         sandbox.fix_task_limit()  # inherited by every runner, and so by every student's process
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        # The suite is installed (pip, or ./compileall's editable install): no folder a runner or its
+        # suite starts in (a student's) comes first on sys.path, where its chatwire.py would be ours.
+        self.env = {**os.environ, "PYTHONSAFEPATH": "1"}
 
     # -- progress
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
 
-PROTOCOL = Path(__file__).resolve().parent.parent / "PROTOCOL.md"
+PROTOCOL = Path(__file__).resolve().parent / "PROTOCOL.md"  # a link to the root's, a copy once installed
 
 
 class CaseFailure(AssertionError):

@@ -172,3 +172,8 @@ def main(argv: list[str]) -> int:
     if code == pytest.ExitCode.INTERRUPTED:
         return 2
     return 1 if plugin.failed() else 0
+
+
+def run() -> None:
+    """The `twochat-conformance` command that `pip install` makes (pyproject.toml): this same CLI."""
+    sys.exit(main(sys.argv[1:]))

@@ -52,8 +52,7 @@ from typing import Any
 from conformance.assignment import Assignment
 from conformance.verdicts import Status, Verdict
 
-ROOT = Path(__file__).resolve().parent.parent
-PROTOCOL = ROOT / "PROTOCOL.md"
+PROTOCOL = Path(__file__).resolve().parent / "PROTOCOL.md"  # a link to the root's, a copy once installed
 PROFILES = Path(__file__).resolve().parent / "profiles"
 DEFAULT = PROFILES / "default.toml"
 

@@ -5,9 +5,7 @@ followed by a QUIT, with the mask byte (all types allowed) and a chunk-size byte
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import vectors
+import vectors  # this project, installed in .venv by ./compileall
 
 
 def main(out: Path) -> None:

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Runs the conformance suite against every mutant and writes docs/mutation-table.md.
 
-    python3 tests/broken/table.py            # run all mutants, check them, rewrite the table
-    python3 tests/broken/table.py --check    # run all mutants, exit 1 if the committed table differs
-    python3 tests/broken/table.py srv-no-busy cli-sigpipe   # run only these, print their verdicts
+    .venv/bin/python tests/broken/table.py            # run all mutants, check them, rewrite the table
+    .venv/bin/python tests/broken/table.py --check    # run all mutants, exit 1 if the committed table differs
+    .venv/bin/python tests/broken/table.py srv-no-busy cli-sigpipe   # run only these, print their verdicts
 
 tests/test_conformance_mutants.py runs the same code and checks the same things.
 """
@@ -22,13 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[2])]  # + vectors
-
-import mutants  # noqa: E402 (found through the path above)
-from mutants import ROOT, Mutant, expected_ids  # noqa: E402
+import mutants  # beside this file (the project's vectors: installed in .venv by ./compileall)
+from mutants import ROOT, Mutant, expected_ids
 
 TABLE = ROOT / "docs" / "mutation-table.md"
-REGENERATE = "python3 tests/broken/table.py"
+REGENERATE = ".venv/bin/python tests/broken/table.py"
 WORKERS = 8  # on 2 cores: a run mostly waits (ptys, sockets, timeouts), so 8 overlap; 4 took 105 s, 12 took 70 s
 RUN_TIMEOUT = 300.0  # seconds for one whole suite run: far above any real run, so a hang is reported
 LETTER = {"PASS": ".", "FAIL": "F", "BLOCKED": "B", "WARN": "W", "SKIP": "S"}
