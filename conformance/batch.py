@@ -1,9 +1,10 @@
 """Grading a whole class: `python3 -m conformance batch SUBMISSIONS/`.
 
 Each subfolder of SUBMISSIONS is one student's server and client. For each, in parallel up to
-the number of cores: copy it to a temporary folder, then start a runner (conformance/runner.py)
-in new namespaces. The runner builds it, finds its programs, probes its server for the framed
-protocol, and runs the suite. This module calibrates the timeouts on the reference first,
+the number of cores: start a runner (conformance/runner.py) in its sandbox
+(conformance/sandbox.py: bubblewrap, an unused uid). The runner copies it, builds it, finds its
+programs, probes its server for the framed protocol, and runs the suite, and tells the batch on a
+pipe of its own (JSON lines). This module calibrates the timeouts on the reference first,
 bounds each submission's wall time, shows progress, and writes the terminal summary, the CSV,
 the JSON and the HTML report.
 """
@@ -121,7 +122,11 @@ def add_parser(modes: Any) -> None:
                              "pass and the command that re-runs it (scored with --profile, else the default)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copies (their path is printed)")
     parser.add_argument("--no-namespaces", action="store_true",
-                        help="run without new namespaces (only limits, clean environments and process groups)")
+                        help="run without the sandbox: refused unless --unsafe-no-sandbox is given too")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="with --no-namespaces: grade without the sandbox, knowing that each submission then "
+                             "runs with this user's rights, files and network (only limits, clean environments "
+                             "and process groups remain)")
 
 
 # --- one submission ---------------------------------------------------------------------------
@@ -170,10 +175,11 @@ def copy_submission(source: Path, target: Path) -> None:
 
 
 class Grading:
-    """The runs of a batch: settings, the namespace prefix, and the progress display."""
+    """The runs of a batch: settings, the sandbox, and the progress display."""
 
-    def __init__(self, args: argparse.Namespace, run: RunOptions, prefix: list[str], temp: Path) -> None:
-        self.args, self.run, self.prefix, self.temp = args, run, prefix, temp
+    def __init__(self, args: argparse.Namespace, run: RunOptions, box: sandbox.Sandbox | None, temp: Path) -> None:
+        self.args, self.run, self.box, self.temp = args, run, box, temp
+        self.uids = sandbox.Uids()  # one unused uid per submission being graded (its programs run as it)
         self.lock = threading.Lock()
         self.done = 0
         self.total = 0
@@ -232,7 +238,10 @@ class Grading:
         try:
             work = self.temp / f"{index:03d}"
             try:
-                copy_submission(sub.source, work)
+                if self.box is None:  # --unsafe-no-sandbox: a copy on this machine's disk
+                    copy_submission(sub.source, work)
+                elif self.args.keep:  # the sandbox copies it in itself, and back here at the end
+                    work.mkdir()
             except OSError as exc:
                 sub.status, sub.message = Status.ERROR, f"could not copy the submission: {exc}"
             else:
@@ -259,12 +268,43 @@ class Grading:
             self.outputs.add(sub)
 
     def _run(self, sub: Submission, work: Path) -> None:
-        """The runner in the submission's namespaces, killed with all it started at the wall time."""
-        argv = [*self.prefix, sys.executable, "-m", "conformance.runner", str(work),
-                *(["--isolated"] if self.prefix else []), *self.run.to_argv(), *self.program_options()]
+        """The runner in the submission's sandbox, killed with all it started at the wall time. Its
+        events come through a pipe of their own (--events-fd), which no program of the submission
+        can write to; its stdout and stderr are only read for a runner that fails, within bounds."""
+        events, events_write = os.pipe()
+        output, output_write = os.pipe()
+        uid = 0
+        try:
+            if self.box is None:
+                prefix, env, source = [sys.executable], self.env, work
+            else:
+                if sub.source.is_symlink() or not sub.source.is_dir():
+                    raise sandbox.SandboxError(f"{sub.source} is not a folder of its own (a symbolic link?)")
+                uid = self.uids.take()
+                prefix = [*self.box.command(sub.source.resolve(), uid, work if self.args.keep else None),
+                          self.box.python.executable]
+                env, source = self.box.runner_env(), sandbox.SOURCE
+            argv = [*prefix, "-m", "conformance.runner", str(source), "--events-fd", str(events_write),
+                    *(["--uid", str(uid)] if uid else []), *(["--keep"] if uid and self.args.keep else []),
+                    *self.run.to_argv(), *self.program_options()]
+            proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output_write,
+                                    stderr=output_write, pass_fds=(events_write,), start_new_session=True)
+        except (OSError, sandbox.SandboxError) as exc:
+            os.close(events)
+            os.close(output)
+            sub.status, sub.message = Status.ERROR, f"could not start its sandbox: {exc}"
+            self.uids.give_back(uid)
+            return
+        finally:
+            os.close(events_write)
+            os.close(output_write)
+        try:
+            self._watch(sub, proc, events, output)
+        finally:
+            self.uids.give_back(uid)
+
+    def _watch(self, sub: Submission, proc: subprocess.Popen[bytes], events: int, output: int) -> None:
         wall = self.args.wall_time * self.run.timeout_scale
-        proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
         self.runners.add(proc.pid)
         stall = stall_limit(self.run.step)
         expired: list[str] = []  # why it was killed, once it is
@@ -286,20 +326,19 @@ class Grading:
 
         timer = threading.Thread(target=watch, daemon=True)
         timer.start()
-        stdout, stderr = proc.stdout, proc.stderr
-        assert stdout is not None and stderr is not None
-        errors: list[str] = []  # read beside stdout, so that neither pipe can fill and stall the runner
-        reader = threading.Thread(target=lambda: errors.append(stderr.read()), daemon=True)
+        errors = sandbox.Bounded(head=2000, tail=2000)  # read beside, so that no pipe fills and stalls the runner
+        reader = threading.Thread(target=errors.read_from, args=(output,), daemon=True)
         reader.start()
-        result = self._follow(sub, stdout)
+        with open(events, "rb") as stream:
+            result = self._follow(sub, bounded_lines(stream))
         proc.wait()
         done.set()
         reader.join(timeout=5)
         self.runners.discard(proc.pid)
         if result is not None:
             sub.status = Status(result["status"])
-            sub.mode, sub.message, sub.log = (result[k] for k in ("mode", "message", "log"))
-            sub.cases = {case["id"]: case for case in result["cases"]}
+            sub.mode, sub.message, sub.log = (str(result[k]) for k in ("mode", "message", "log"))
+            sub.cases = {str(case["id"]): case for case in result["cases"]}
         elif expired:
             where = ", ".join(f"{mode} {cid}" for mode, cid in sub.last.items()) or sub.current
             sub.status = Status.HUNG
@@ -307,7 +346,7 @@ class Grading:
         else:
             sub.status = Status.ERROR
             sub.message = f"the grading stopped with status {proc.returncode}"
-            sub.log = "".join(errors)[-4000:]
+            sub.log = errors.text()
 
     def program_options(self) -> list[str]:
         """The batch-wide --server, --client, --python2 and --profile, passed on to each runner (the
@@ -329,9 +368,15 @@ class Grading:
         for line in lines:
             try:
                 event = json.loads(line)
-            except ValueError:
+                kind = event.get("event") if isinstance(event, dict) else None
+                if kind == "result":
+                    Status(event["status"])
+                    if not all(isinstance(c, dict) and "id" in c for c in event["cases"]):
+                        raise ValueError("a case without its ID")
+                elif kind == "case" and not isinstance(event["case"], dict):
+                    raise ValueError("a case that is not one")
+            except (ValueError, KeyError, TypeError):
                 continue  # not the runner's: it writes nothing else, but a line is not worth a crash
-            kind = event.get("event") if isinstance(event, dict) else None
             if kind == "stage":
                 self.update(sub, str(event["text"]))
             elif kind == "mode":
@@ -347,6 +392,19 @@ class Grading:
             elif kind == "result":
                 result = event
         return result
+
+
+EVENT_BYTES = 64 << 20  # the longest line of events read (a case's details and screens are far shorter)
+
+
+def bounded_lines(stream: Any) -> Iterable[bytes]:
+    """The lines of a binary stream, a line longer than EVENT_BYTES skipped (never held whole)."""
+    while line := stream.readline(EVENT_BYTES):
+        if line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):  # the rest of an overlong line
+            line = stream.readline(EVENT_BYTES)
 
 
 def stall_limit(step: float) -> float:
@@ -466,7 +524,9 @@ POINTS_COLUMNS = ("points", "max_points")  # last, with a course profile (--prof
 
 
 def csv_header(ids: list[str], points: bool = False) -> list[str]:
-    return ["submission", "status", "mode", *VERDICTS, "seconds", "message", *ids, *(POINTS_COLUMNS if points else ())]
+    """The header row, each cell formula-safe too (a case ID is the suite's, but a cell is a cell)."""
+    return [str(spreadsheet_safe(cell)) for cell in ("submission", "status", "mode", *VERDICTS, "seconds", "message",
+                                                     *ids, *(POINTS_COLUMNS if points else ()))]
 
 
 def csv_row(sub: Submission, ids: list[str]) -> list[object]:
@@ -709,6 +769,15 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
     if args.resume and not (args.json or args.csv):
         print("conformance: --resume needs the --json or --csv file of the run to resume", file=sys.stderr)
         return 2
+    if args.no_namespaces != args.unsafe_no_sandbox:
+        print("conformance: --no-namespaces grades without the sandbox: each submission would run as this user, "
+              "read and write its files (the suite, the other submissions, the outputs), reach the network and "
+              "leave processes behind. Give --unsafe-no-sandbox with it to do so anyway "
+              "(the two go together)", file=sys.stderr)
+        return 2
+    if not args.no_namespaces and (why := sandbox.check(ROOT)):
+        print(f"conformance: the sandbox cannot be set up, so nothing is graded: {why}", file=sys.stderr)
+        return 2
     for option in ("server", "client"):
         if getattr(args, option) and "{port}" not in getattr(args, option):
             print(f"conformance: --{option} needs {{port}} where the port goes", file=sys.stderr)
@@ -746,10 +815,11 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
     stall = stall_limit(args.timeout * scale)
     print(f"calibration: {how}; timeouts x{scale:g}; a submission is HUNG after {wall:g} s, "
           f"or after {stall:g} s in which none of its cases ends")
-    prefix, why = ([], "--no-namespaces") if args.no_namespaces else sandbox.namespace_prefix()
-    if why:
-        print(f"warning: {why}: submissions run without namespaces (so with the network and files of "
-              "this machine); limits, clean environments and process groups still apply")
+    if args.no_namespaces:
+        print("warning: --no-namespaces --unsafe-no-sandbox: submissions run WITHOUT the sandbox, as this user: "
+              "they can read and write its files (the suite's, other submissions', the outputs), reach the "
+              "network, outlive the batch and forge nothing only because the events travel on a pipe; limits, "
+              "clean environments and process groups still apply")
     subs = [done.get(s.name, s) for s in subs]
     for sub in done.values() if scorer else ():  # resumed: scored with this run's profile
         scorer.score(sub)
@@ -764,7 +834,8 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"conformance: could not write {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1
     temp = Path(tempfile.mkdtemp(prefix="conformance-batch-"))
-    grading = Grading(args, RunOptions.from_args(args, timeout_scale=scale), prefix, temp)
+    box = None if args.no_namespaces else sandbox.Sandbox(ROOT, temp)
+    grading = Grading(args, RunOptions.from_args(args, timeout_scale=scale), box, temp)
     grading.total, grading.done, grading.outputs = len(subs), len(done), outputs
     grading.scorer = scorer
     interrupted = False

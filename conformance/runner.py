@@ -1,8 +1,10 @@
 """One submission's grading: build, find the programs, choose the mode, run the suite.
 
-`batch` starts one runner per submission, inside the submission's own namespaces when the
-machine allows them (conformance/sandbox.py). The runner prints one JSON object per line on
-stdout, each with its "event":
+`batch` starts one runner per submission, inside the submission's sandbox (conformance/sandbox.py):
+there the runner copies the submission to a bounded tmpfs, owned by an unused uid that every
+program of the submission runs as. The runner writes one JSON object per line to the descriptor
+given as --events-fd (a pipe from the batch; its own stdout and stderr are only diagnostics),
+each with its "event":
 
     {"event": "stage", "text": "building: make"}     what it is doing now
     {"event": "mode", "mode": "framed"}              the mode chosen: framed (PROTOCOL.md) or pair
@@ -13,8 +15,9 @@ stdout, each with its "event":
 
 It learns of each case from the suite's own event stream (`--events`, conformance/plugin.py),
 read through a pipe, never from the suite's terminal output (where the students' screens are).
-Nothing of the student's can write to either: no program of theirs inherits this stdout nor that
-pipe, and the runner and the suite are not dumpable, so they cannot be traced nor their
+Nothing of the student's can write to either: no program of theirs inherits either pipe (both are
+close-on-exec in the runner and the suite), and their programs run as another uid than the runner
+and the suite, which are not dumpable besides: they cannot be traced, signalled, nor their
 descriptors opened through /proc.
 """
 
@@ -26,6 +29,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,7 +37,6 @@ import sys
 import threading
 import time
 import tomllib
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +52,6 @@ from conformance.plugin import Options
 from conformance.programs import Policy, Program
 from conformance.verdicts import Status, Verdict
 
-ROOT = Path(__file__).resolve().parent.parent  # the suite, which must stay visible in the sandbox
 CONFIG = "conformance.toml"
 DEFAULT_SERVER = ("chatserve.py", "python3 chatserve.py {port}")
 DEFAULT_CLIENT = ("chatclient", "./chatclient {host} {port}")
@@ -86,14 +88,16 @@ class Outcome:
 
 
 EMIT_LOCK = threading.Lock()  # the server and client suites run side by side
+EVENTS: list[int] = [1]  # the descriptor of the events: --events-fd, else stdout
 
 
 def emit(event: str, **fields: Any) -> None:
     """One line to the batch: a JSON object with its "event" (see the module docstring)."""
-    line = json.dumps({"event": event, **fields}, ensure_ascii=False)
+    line = (json.dumps({"event": event, **fields}, ensure_ascii=True) + "\n").encode()
     with EMIT_LOCK:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+        view = memoryview(line)
+        while view:
+            view = view[os.write(EVENTS[0], view):]
 
 
 # --- building ---------------------------------------------------------------------------------
@@ -102,16 +106,27 @@ def emit(event: str, **fields: Any) -> None:
 def run_bounded(argv: list[str], cwd: Path, seconds: float) -> tuple[int | None, str]:
     """An untrusted command with its output; None for the status when it ran out of time (then
     its whole process group is killed, so a compiler it started cannot hold the pipe open)."""
-    proc = subprocess.Popen(argv, cwd=cwd, env=sandbox.environment(cwd), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=sandbox.preexec,
-                            start_new_session=True)
+    read, write = os.pipe()
     try:
-        out, _ = proc.communicate(timeout=seconds)
-        return proc.returncode, out.decode("utf-8", "replace")
+        proc = subprocess.Popen(argv, cwd=cwd, env=sandbox.environment(cwd), stdin=subprocess.DEVNULL,
+                                stdout=write, stderr=write, preexec_fn=sandbox.preexec, start_new_session=True)
+    except BaseException:
+        os.close(read)
+        raise
+    finally:
+        os.close(write)
+    out = sandbox.Bounded()  # a build that prints gigabytes: its head and tail are kept
+    reader = threading.Thread(target=out.read_from, args=(read,), daemon=True)
+    reader.start()
+    try:
+        proc.wait(timeout=seconds)
+        status: int | None = proc.returncode
     except subprocess.TimeoutExpired:
-        sandbox.kill_group(proc.pid)
-        out, _ = proc.communicate()
-        return None, out.decode("utf-8", "replace")
+        status = None
+    sandbox.kill_group(proc.pid)  # what it started and left behind holds the pipe no longer
+    proc.wait()
+    reader.join(timeout=5)
+    return status, out.text()
 
 
 def build_commands(work: Path) -> list[list[str]]:
@@ -422,15 +437,16 @@ def run_suite(mode: str, programs: Programs, run: RunOptions, rerun: bool = Fals
         profile = ["--profile", f"/dev/fd/{profile_read}"]
     argv = [sys.executable, "-m", "conformance", mode, "--untrusted", *run.to_argv(), *profile,
             "--events", f"/dev/fd/{write}", *target]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            pass_fds=tuple(passed), text=True, errors="replace")
-    for fd in passed[1:]:
+    out_read, out_write = os.pipe()
+    proc = subprocess.Popen(argv, stdout=out_write, stderr=out_write, stdin=subprocess.DEVNULL,
+                            pass_fds=tuple(passed))
+    for fd in [*passed[1:], out_write]:
         os.close(fd)
     os.close(write)
-    assert proc.stdout is not None
-    output = proc.stdout
-    tail: deque[str] = deque(maxlen=40)  # the suite's own lines, for a run that ends without its results
-    reader = threading.Thread(target=lambda: tail.extend(output), daemon=True)  # so that its pipe never fills
+    # The suite's own output, for a run that ends without its results: read beside, so that its pipe
+    # never fills, within bounds (its head and tail).
+    tail = sandbox.Bounded(head=4 << 10, tail=8 << 10)
+    reader = threading.Thread(target=tail.read_from, args=(out_read,), daemon=True)
     reader.start()
     cases: list[dict[str, Any]] = []
     ended = False
@@ -447,10 +463,10 @@ def run_suite(mode: str, programs: Programs, run: RunOptions, rerun: bool = Fals
             elif event.get("event") == "end":
                 ended = True
     proc.wait()
-    reader.join()
+    reader.join(timeout=5)
     if not ended:
         raise NotGradable(Status.ERROR, f"the suite's {mode} run ended with status {proc.returncode} and no results",
-                          "".join(tail))
+                          tail.text())
     return cases
 
 
@@ -508,27 +524,47 @@ def grade(work: Path, run: RunOptions, templates: Templates = Templates()) -> Ou
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m conformance.runner", description=__doc__.split("\n")[0])
-    parser.add_argument("work", type=Path, help="the submission's copy (made by batch)")
-    parser.add_argument("--isolated", action="store_true", help="seal the namespaces made by unshare first")
+    parser.add_argument("work", type=Path, help="the submission's copy (made by batch), or in the sandbox its "
+                                                "folder, read-only, which the runner copies first")
+    parser.add_argument("--uid", type=int, default=0, help="in the sandbox: the unused uid its programs run as")
+    parser.add_argument("--events-fd", type=int, default=1, metavar="FD", help="where the events go (a pipe)")
+    parser.add_argument("--keep", action="store_true", help="in the sandbox: put the copy back at the end")
     parser.add_argument("--server", default="", metavar="COMMAND", help="the server command, if no conformance.toml")
     parser.add_argument("--client", default="", metavar="COMMAND", help="the client command, if no conformance.toml")
     parser.add_argument("--python2", default="", metavar="PATH", help="a Python 2, for programs in Python 2")
     parser.add_argument("--profile", default="", metavar="FILE", help="the course profile (its limits and texts)")
     RunOptions.add_arguments(parser)
     args = parser.parse_args(argv)
+    EVENTS[0] = args.events_fd
+    if args.events_fd > 2:
+        os.set_inheritable(args.events_fd, False)  # no program, nor the suite, inherits it
     course = course_profile.resolve(args.profile).read_text(encoding="utf-8") if args.profile else ""
     sandbox.protect_self()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # batch stops us; a student's kill -INT must not
     Policy.untrusted = True
-    suite = [ROOT, Path(sys.prefix), Path(sys.base_prefix)]
-    if args.python2 and os.path.isabs(args.python2):
-        suite.append(Path(args.python2).parent)  # visible (read-only) in the sandbox, wherever it is
-    work = sandbox.enter(args.work, suite) if args.isolated else args.work
+    work = args.work
+    if args.uid:  # in the sandbox: a copy of its own on the bounded tmpfs, its programs as its uid
+        os.environ[sandbox.UID_ENV] = str(args.uid)
+        os.environ[sandbox.NPROC_ENV] = str(sandbox.TASKS)
+        os.umask(0o022)
+        work = sandbox.WORK
+        try:
+            sandbox.copy_in(args.work, work, args.uid)
+        except (OSError, shutil.Error) as exc:
+            emit("result", **Outcome(Status.ERROR, message=f"could not copy the submission: {exc}").as_json())
+            return 0
     os.chdir(work)
-    outcome = grade(work, RunOptions.from_args(args), Templates(args.server, args.client, args.python2, course))
+    try:
+        outcome = grade(work, RunOptions.from_args(args), Templates(args.server, args.client, args.python2, course))
+    except Exception as exc:  # the runner's own failure: the batch hears of it as ERROR, with why
+        import traceback
+        outcome = Outcome(Status.ERROR, message=f"the runner failed: {type(exc).__name__}: {exc}",
+                          log=traceback.format_exc())
+    if args.uid:
+        sandbox.kill_uid(args.uid)  # whatever the student left behind, before its copy is read
+        if args.keep and sandbox.KEPT.is_dir():
+            sandbox.copy_out(work, sandbox.KEPT)
     emit("result", **outcome.as_json())
-    if args.isolated and os.getpid() == 1:
-        os.kill(-1, signal.SIGKILL)  # first in its PID namespace: whatever the student left behind
     return 0
 
 
