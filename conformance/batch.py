@@ -274,6 +274,7 @@ class Grading:
         events, events_write = os.pipe()
         output, output_write = os.pipe()
         uid = 0
+        profile_fds: list[int] = []
         try:
             if self.box is None:
                 prefix, env, source = [sys.executable], self.env, work
@@ -287,8 +288,9 @@ class Grading:
             argv = [*prefix, "-m", "conformance.runner", str(source), "--events-fd", str(events_write),
                     *(["--uid", str(uid)] if uid else []), *(["--keep"] if uid and self.args.keep else []),
                     *self.run.to_argv(), *self.program_options()]
+            profile_fds = profile_pipe(argv)
             proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output_write,
-                                    stderr=output_write, pass_fds=(events_write,), start_new_session=True)
+                                    stderr=output_write, pass_fds=(events_write, *profile_fds), start_new_session=True)
         except (OSError, sandbox.SandboxError) as exc:
             os.close(events)
             os.close(output)
@@ -298,6 +300,8 @@ class Grading:
         finally:
             os.close(events_write)
             os.close(output_write)
+            for fd in profile_fds:
+                os.close(fd)
         try:
             self._watch(sub, proc, events, output)
         finally:
@@ -405,6 +409,21 @@ def bounded_lines(stream: Any) -> Iterable[bytes]:
             continue
         while line and not line.endswith(b"\n"):  # the rest of an overlong line
             line = stream.readline(EVENT_BYTES)
+
+
+def profile_pipe(argv: list[str]) -> list[int]:
+    """A course profile's file is not in the sandbox: the runner reads its text from a pipe instead
+    (argv's last --profile FILE becomes /dev/fd/N). The descriptors to pass on, then close."""
+    if "--profile" not in argv:
+        return []
+    at = len(argv) - argv[::-1].index("--profile")
+    if argv[at] == "default":
+        return []
+    read, write = os.pipe()
+    with open(write, "w", encoding="utf-8") as out:  # a profile is far below a pipe's 64 KiB
+        out.write(Path(argv[at]).read_text(encoding="utf-8"))
+    argv[at] = f"/dev/fd/{read}"
+    return [read]
 
 
 def stall_limit(step: float) -> float:

@@ -11,7 +11,7 @@ from typing import NoReturn
 
 import pytest
 
-from conformance import batch, sandbox
+from conformance import batch, grade, gradescope, sandbox
 from conformance import profile as course
 from conformance.options import RunOptions
 from conformance.plugin import ConformancePlugin, Options
@@ -30,6 +30,8 @@ EPILOG = """examples:
   python3 -m conformance batch SUBMISSIONS/ --report report.html --csv results.csv
   python3 -m conformance batch SUBMISSIONS/ --profile course.toml --csv results.csv --feedback feedback/
   python3 -m conformance profile check course.toml
+  python3 -m conformance grade SUBMISSION/ --profile course.toml --gradescope results.json
+  python3 -m conformance gradescope-zip autograder.zip --profile course.toml
 
 In a command, {port} and {host} are replaced by the port and address the suite chose, and
 {handshake_timeout} by --handshake-timeout (so that the TIMEOUT cases need not wait 10 s).
@@ -87,6 +89,8 @@ def build_parser() -> Parser:
     listing.add_argument("which", nargs="?", choices=sorted(MODULES), help="only this mode's cases")
     batch.add_parser(modes)
     course.add_parser(modes)
+    grade.add_parsers(modes)
+    gradescope.add_zip_parser(modes)
     return parser
 
 
@@ -144,6 +148,13 @@ def main(argv: list[str]) -> int:
         return batch.main(build_parser().parse_args(argv), argv)
     if argv[:1] == ["profile"]:
         return course.main(build_parser().parse_args(argv))
+    if argv[:1] == ["grade"]:
+        return grade.main(argv[1:])
+    if argv[:1] == ["points"]:
+        return grade.points_main(argv[1:])
+    if argv[:1] == ["gradescope-zip"]:
+        at = argv.index("--") if "--" in argv else len(argv)
+        return gradescope.zip_main(build_parser().parse_args(argv[:at]), argv[at + 1:])
     opts, args = parse(argv)
     if opts.untrusted:
         Policy.untrusted = True

@@ -1,0 +1,232 @@
+"""Gradescope: a graded submission as Gradescope's autograder results (results.json), and the
+autograder zip a course uploads.
+
+Gradescope's format (https://gradescope-autograders.readthedocs.io/en/latest/specs/): the
+overall `score`, `execution_time`, `output`, and one entry of `tests` per item the course profile
+scores (conformance/profile.py): a requirement with the cases that count toward it, or a case
+given points of its own. Each test has its `name`, `number`, `score`, `max_score`, `status`
+(passed: every point earned), `visibility` (the profile's) and `output` in Markdown: its cases
+with their verdicts and, for each that did not pass, what was expected and what came (with the
+hex of the bytes), what each program showed, and the command that re-runs it.
+
+Hidden stays hidden: Gradescope hides a test whose visibility says so, and nothing the students
+see names what it hides. A test's output details only the cases whose own visibility (the most
+hidden of the items they count toward, or their own [visibility] entry) is no more hidden than
+the test's, and the overall output gives the points of the visible tests only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from conformance import feedback
+from conformance import profile as course
+from conformance.verdicts import Status, Verdict
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "autograder" / "gradescope"  # setup.sh and run_autograder, as a course uploads them
+RANK = {visibility: rank for rank, visibility in enumerate(course.VISIBILITIES)}  # visible first, hidden last
+PASSED = (Verdict.PASS, Verdict.SKIP)
+OPTIONS_FILE = "grade-options"  # the zip's extra options of `grade`, one argument a line
+PROFILE_FILE = "profile.toml"
+CONSTRAINTS_FILE = "constraints.txt"  # the versions .venv pins (requirements.txt), for setup.sh's pip
+
+
+def hidden_from(visibility: str, shown_in: str) -> bool:
+    """Whether what has `visibility` must not be detailed where `shown_in` is what students see."""
+    return RANK.get(visibility, len(RANK)) > RANK.get(shown_in, len(RANK))
+
+
+def results(row: Mapping[str, Any], profile: course.Profile, commands: tuple[str, str],
+            requirements: Mapping[str, str], seconds: float) -> dict[str, Any]:
+    """Gradescope's results.json of one submission: a row of the batch's JSON, with its points."""
+    points = row.get("points") or {}
+    items = [item for item in points.get("items", []) if isinstance(item, dict)]
+    tests = []
+    for number, item in enumerate(items, 1):
+        earned, worth = float(item.get("score", 0)), float(item.get("max_score", 0))
+        tests.append({"name": test_name(item, requirements), "number": str(number), "score": earned,
+                      "max_score": worth, "status": "passed" if earned >= worth else "failed",
+                      "visibility": str(item.get("visibility", "visible")), "output_format": "md",
+                      "output": test_output(item, row, profile, commands), "tags": [str(item.get("kind", ""))]})
+    return {"score": float(points.get("score", 0)), "execution_time": round(seconds), "output_format": "md",
+            "output": overall_output(row, items), "stdout_visibility": "hidden", "tests": tests,
+            "extra_data": {"status": str(row.get("status", "")), "mode": str(row.get("mode", "")),
+                           "profile": str(points.get("profile", profile.name))}}
+
+
+def test_name(item: Mapping[str, Any], requirements: Mapping[str, str]) -> str:
+    rid = str(item.get("id", ""))
+    if item.get("kind") == "case":
+        return f"{rid} (a case with points of its own)"
+    return f"{rid}: {requirements[rid]}" if rid in requirements else rid
+
+
+def test_output(item: Mapping[str, Any], row: Mapping[str, Any], profile: course.Profile,
+                commands: tuple[str, str]) -> str:
+    """A test's Markdown: its cases by base case, then each one that did not pass, detailed."""
+    status = str(row.get("status", ""))
+    if status not in (Status.GRADED, Status.HUNG):
+        return f"Not run: the submission is **{feedback.inline(status)}** (see the overview above)."
+    results: dict[str, dict[str, Any]] = {str(k): v for k, v in (row.get("results") or {}).items()
+                                          if isinstance(v, dict)}
+    visibility = str(item.get("visibility", "visible"))
+    points = row.get("points") or {}
+    shown: list[str] = []
+    withheld = 0
+    for cid in item.get("cases", []):
+        result = results.get(cid, {})
+        info = course.CaseInfo(cid, str(result.get("mode", "")), tuple(result.get("requirements", []) or []))
+        if hidden_from(course.case_visibility(profile, info, points), visibility):
+            withheld += 1
+        else:
+            shown.append(cid)
+    lines = [f"**{float(item.get('score', 0)):g} of {float(item.get('max_score', 0)):g} points**: "
+             f"{float(item.get('passed', 0)):g} of {item.get('counted', 0)} cases earned (variants of a case "
+             "count as a fraction of it; SKIP, not applicable, is left out).", ""]
+    by_base: dict[str, list[str]] = {}
+    for cid in shown:
+        by_base.setdefault(cid.split("[", 1)[0], []).append(cid)
+    for base, ids in by_base.items():
+        verdicts = [str(results.get(cid, {}).get("verdict", "not run")) for cid in ids]
+        counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
+        title = str(results.get(ids[0], {}).get("title", ""))
+        lines.append(f"- `{feedback.inline(base)}`" + (f" ({len(ids)} variants)" if len(ids) > 1 else "")
+                     + f": {counts}" + (f": {feedback.inline(title)}" if title else ""))
+    if withheld:
+        lines.append(f"- and {withheld} case{'s' if withheld > 1 else ''} not shown here")
+    lines.append("")
+    for base, ids in by_base.items():
+        failed = [cid for cid in ids if results.get(cid, {}).get("verdict") not in PASSED]
+        lines += case_details(base, failed, results, commands)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def case_details(base: str, ids: list[str], results: Mapping[str, Mapping[str, Any]],
+                 commands: tuple[str, str]) -> list[str]:
+    """What did not pass in one base case: expected and got (with hex), the screens, the re-run."""
+    if not ids:
+        return []
+    lines = [f"### {feedback.inline(base)}: {feedback.inline(results.get(ids[0], {}).get('title', ''))}", ""]
+    for cid in ids[:feedback.VARIANTS_SHOWN]:
+        result = results.get(cid, {})
+        verdict = str(result.get("verdict", "not run"))
+        lines += [f"**{feedback.inline(verdict)}** `{feedback.inline(cid)}`", ""]
+        if verdict == Verdict.BLOCKED:
+            lines += [f"Not run: `{feedback.inline(result.get('root') or 'a case it needs')}` did not pass.", ""]
+            continue
+        details = "\n".join(str(line) for line in result.get("details", []) or [])
+        if details:
+            lines += ["What was expected, and what came:", "", feedback.fenced(details), ""]
+        for role, screen in (result.get("transcripts") or {}).items():
+            lines += [f"What the {feedback.inline(role)} showed:", "", feedback.fenced(str(screen)), ""]
+        if result.get("mode"):
+            lines += ["Run it again against your programs:", "",
+                      feedback.fenced(feedback.rerun(cid, str(result["mode"]), *commands)), ""]
+    if len(ids) > feedback.VARIANTS_SHOWN:
+        rest = ", ".join(f"`{feedback.inline(cid)}`" for cid in ids[feedback.VARIANTS_SHOWN:])
+        lines += [f"Also not passed: {rest}.", ""]
+    return lines
+
+
+def overall_output(row: Mapping[str, Any], items: list[dict[str, Any]]) -> str:
+    """The text above the tests: what became of the submission, and the points students may see."""
+    status, mode = str(row.get("status", "")), str(row.get("mode", ""))
+    lines = []
+    visible = [i for i in items if i.get("visibility") == "visible"]
+    later = sum(float(i.get("max_score", 0)) for i in items if i.get("visibility") != "visible")
+    score = sum(float(i.get("score", 0)) for i in visible)
+    total = sum(float(i.get("max_score", 0)) for i in visible)
+    lines.append(f"**{score:g} of {total:g} points** in the tests shown"
+                 + (f"; {later:g} more points are graded by tests not shown yet." if later else "."))
+    lines.append("")
+    if mode == "pair":
+        lines.append("Your server and client were graded together (`pair` mode: the assignment's rules at the "
+                     "terminal, PROTOCOL.md section 7a).")
+    elif mode == "framed":
+        lines.append("Your server and client speak PROTOCOL.md's frames, so each was graded on its own "
+                     "(`server` and `client` modes).")
+    if status != Status.GRADED:
+        lines += ["", f"**{feedback.inline(status)}**: {feedback.inline(row.get('message', '')) or '(no message)'}"]
+        if row.get("log"):
+            lines += ["", "What the grading showed:", "", feedback.fenced(str(row["log"])[-4000:])]
+    elif row.get("message"):
+        lines += ["", f"Note: {feedback.inline(row['message'])}"]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --- the autograder zip ---------------------------------------------------------------------------
+
+
+def build_wheel(target: Path) -> Path:
+    """A wheel of this project, built from a copy of its tree (a build writes build/ and *.egg-info
+    beside its sources) with this Python's setuptools, offline."""
+    if not (ROOT / "pyproject.toml").is_file():
+        raise OSError(f"{ROOT} is not a clone of the project (no pyproject.toml): the zip is built from a clone")
+    with tempfile.TemporaryDirectory(prefix="conformance-wheel-") as temp:
+        source = Path(temp) / "source"
+        shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+            ".venv", "build", ".git", "__pycache__", ".*_cache", ".hypothesis", "*.egg-info"))
+        built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                                "--disable-pip-version-check", "-w", str(target), str(source)],
+                               capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if built.returncode != 0:
+            raise OSError(f"the wheel could not be built:\n{built.stdout[-2000:]}{built.stderr[-2000:]}")
+    wheels = sorted(target.glob("twochat_conformance-*.whl"))
+    if not wheels:
+        raise OSError("pip built no wheel")
+    return wheels[-1]
+
+
+def build_zip(out: Path, profile_name: str, options: list[str]) -> list[str]:
+    """The zip a course uploads: setup.sh and run_autograder at its root, as they are in
+    autograder/gradescope/, the course profile, the extra options of `grade`, the wheel of this
+    project and the pinned versions of its dependencies. Returns the names it holds."""
+    profile_path = course.resolve(profile_name)
+    with tempfile.TemporaryDirectory(prefix="conformance-zip-") as temp:
+        wheel = build_wheel(Path(temp))
+        files = {"setup.sh": SCRIPTS / "setup.sh", "run_autograder": SCRIPTS / "run_autograder",
+                 PROFILE_FILE: profile_path, CONSTRAINTS_FILE: ROOT / "requirements.txt", wheel.name: wheel}
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, path in files.items():
+                info = zipfile.ZipInfo.from_file(path, name)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                if name in ("setup.sh", "run_autograder"):
+                    info.external_attr = (0o100755 & 0xFFFF) << 16
+                archive.writestr(info, path.read_bytes())
+            archive.writestr(OPTIONS_FILE, "".join(f"{option}\n" for option in options))
+    return [*files, OPTIONS_FILE]
+
+
+def add_zip_parser(modes: Any) -> None:
+    parser = modes.add_parser(
+        "gradescope-zip", help="build the autograder zip a course uploads to Gradescope",
+        description="Build the Gradescope autograder zip: setup.sh and run_autograder (autograder/gradescope/), "
+                    "the course profile, the wheel of this project. Run from a clone.",
+        epilog="Options after -- are given to `grade` on every submission, e.g. -- --timeout-scale 2.")
+    parser.add_argument("out", type=Path, metavar="OUT.zip", help="the zip to write")
+    parser.add_argument("--profile", default="default", metavar="FILE",
+                        help="the course profile (TOML; 'default' for the one shipped): points and visibility")
+
+
+def zip_main(args: argparse.Namespace, options: list[str]) -> int:
+    try:
+        course.Scorer.load(args.profile)  # checked as `profile check` does: no zip of a profile that cannot grade
+    except course.ProfileError as exc:
+        print("\n".join(f"conformance: --profile {args.profile}: {line}" for line in exc.problems), file=sys.stderr)
+        return 2
+    try:
+        names = build_zip(args.out, args.profile, options)
+    except OSError as exc:
+        print(f"conformance: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}: {', '.join(names)}")
+    return 0

@@ -1,0 +1,173 @@
+"""Gradescope, end to end: the zip that `gradescope-zip` builds is unpacked into a temporary
+/autograder/{source,submission,results} tree, and its run_autograder grades the reference, a broken
+copy (a server that lets a second client in: A-13) and a plain-text pair, with a course profile that
+hides A-13 and shows A-8 after the due date. Each results.json must hold to Gradescope's published
+format (tests/schemas/gradescope-results.schema.json), and nothing students see may name what is
+hidden. run_autograder runs with the clone's suite (CONFORMANCE) instead of setup.sh's venv: setup.sh
+installs packages, and tests/test_install.py installs the wheel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "broken"))  # the tests' mutants (as test_batch.py)
+
+from mutants import MUTANTS, mutated_source
+from submissions import reference
+
+from procs import ROOT
+
+SCHEMA = json.loads((ROOT / "tests" / "schemas" / "gradescope-results.schema.json").read_text())
+PROFILE = ROOT / "tests" / "profiles" / "gradescope.toml"
+HIDDEN = "A-13"  # a second client gets BUSY: the srv-no-busy mutant FAILs its cases
+BUSY_CASES = ("S-BUSY-1", "S-BUSY-2", "S-BUSY-3")
+
+
+# --- the schema, checked by hand (the few keywords it uses) ----------------------------------------
+
+TYPES = {"object": dict, "array": list, "string": str, "boolean": bool}
+
+
+def problems(value: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
+    """What in `value` breaks `schema` (type, enum, minimum, required, properties,
+    additionalProperties, items, anyOf and local $ref: what the Gradescope schema uses)."""
+    if "$ref" in schema:
+        schema = SCHEMA["$defs"][schema["$ref"].removeprefix("#/$defs/")]
+    found: list[str] = []
+    if "type" in schema:
+        kinds = [schema["type"]] if isinstance(schema["type"], str) else schema["type"]
+        if not any(isinstance(value, int | float) and not isinstance(value, bool) if kind == "number"
+                   else isinstance(value, TYPES[kind]) for kind in kinds):
+            return [f"{where}: {value!r} is not {' or '.join(kinds)}"]
+    if "enum" in schema and value not in schema["enum"]:
+        found.append(f"{where}: {value!r} is not one of {schema['enum']}")
+    if "minimum" in schema and value < schema["minimum"]:
+        found.append(f"{where}: {value!r} is below {schema['minimum']}")
+    if isinstance(value, dict):
+        found += [f"{where}: {key!r} is missing" for key in schema.get("required", []) if key not in value]
+        for key, item in value.items():
+            if key in schema.get("properties", {}):
+                found += problems(item, schema["properties"][key], f"{where}.{key}")
+            elif schema.get("additionalProperties") is False:
+                found.append(f"{where}: unknown key {key!r}")
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            found += problems(item, schema["items"], f"{where}[{index}]")
+    if "anyOf" in schema and all(problems(value, option, where) for option in schema["anyOf"]):
+        found.append(f"{where}: matches none of anyOf")
+    return found
+
+
+def test_the_schema_check_catches_what_gradescope_would_not_take() -> None:
+    good = {"score": 1.0, "tests": [{"name": "t", "score": 1, "max_score": 1, "status": "passed",
+                                     "visibility": "hidden", "output_format": "md"}]}
+    assert problems(good, SCHEMA) == []
+    assert problems({"tests": [{"name": "no score anywhere"}]}, SCHEMA)
+    assert problems({"score": 1, "tests": [{"visibility": "secret"}]}, SCHEMA)
+    assert problems({"score": "1"}, SCHEMA)
+    assert problems({"score": 1, "tests": [{"max_points": 1}]}, SCHEMA)
+
+
+# --- the autograder, run as Gradescope runs it -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def autograder_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("zip") / "autograder.zip"
+    built = subprocess.run([sys.executable, "-m", "conformance", "gradescope-zip", str(out), "--profile", str(PROFILE),
+                            "--", "--handshake-timeout", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    return out
+
+
+def submission(kind: str, target: Path) -> None:
+    if kind == "reference":
+        reference(target)
+    elif kind == "srv-no-busy":
+        reference(target)
+        mutant = next(m for m in MUTANTS if m.name == kind)
+        (target / mutant.file).write_text(mutated_source(mutant), encoding="utf-8")
+    else:
+        target.mkdir(parents=True)
+        for name in ("plain_server.py", "plain_client.py", "plainlines.py"):
+            (target / name).write_bytes((ROOT / "tests" / "pairs" / name).read_bytes())
+        (target / "conformance.toml").write_text('server = "python3 plain_server.py {port}"\n'
+                                                 'client = "python3 plain_client.py {host} {port}"\n')
+
+
+@pytest.fixture(scope="module")
+def graded(autograder_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """results.json of each submission, run_autograder run on a fresh /autograder tree each."""
+    found = {}
+    for kind in ("reference", "srv-no-busy", "plain-text-pair"):
+        tree = tmp_path_factory.mktemp(kind) / "autograder"
+        (tree / "source").mkdir(parents=True)
+        with zipfile.ZipFile(autograder_zip) as archive:
+            archive.extractall(tree / "source")
+        submission(kind, tree / "submission")
+        env = {**os.environ, "AUTOGRADER": str(tree), "CONFORMANCE": f"{sys.executable} -m conformance"}
+        ran = subprocess.run(["bash", str(tree / "source" / "run_autograder")], cwd="/", env=env, capture_output=True,
+                             text=True, timeout=600, stdin=subprocess.DEVNULL)
+        assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+        found[kind] = json.loads((tree / "results" / "results.json").read_text())
+        found[kind]["stdout"] = ran.stdout  # kept apart below: not part of results.json
+    return found
+
+
+def test_the_zip_holds_the_scripts_as_they_are(autograder_zip: Path) -> None:
+    with zipfile.ZipFile(autograder_zip) as archive:
+        names = set(archive.namelist())
+        for script in ("setup.sh", "run_autograder"):
+            assert archive.read(script) == (ROOT / "autograder" / "gradescope" / script).read_bytes()
+            assert archive.getinfo(script).external_attr >> 16 & 0o111, f"{script} is not executable"
+        assert archive.read("profile.toml") == PROFILE.read_bytes()
+        assert archive.read("grade-options").decode().split() == ["--handshake-timeout", "1"]
+    assert any(name.startswith("twochat_conformance-") and name.endswith(".whl") for name in names)
+    for script in ("setup.sh", "run_autograder"):
+        subprocess.run(["bash", "-n", str(ROOT / "autograder" / "gradescope" / script)], check=True)
+
+
+@pytest.mark.parametrize("kind", ["reference", "srv-no-busy", "plain-text-pair"])
+def test_results_json_holds_to_gradescopes_format(graded: dict[str, dict[str, Any]], kind: str) -> None:
+    results = {key: value for key, value in graded[kind].items() if key != "stdout"}
+    assert problems(results, SCHEMA) == []
+    assert results["extra_data"]["status"] == "GRADED", graded[kind]["stdout"][-3000:]
+    assert results["extra_data"]["mode"] == ("pair" if kind == "plain-text-pair" else "framed")
+    tests = results["tests"]
+    assert [t["number"] for t in tests] == [str(n) for n in range(1, len(tests) + 1)]
+    assert {t["name"].split(":")[0] for t in tests} == {f"A-{n}" for n in range(1, 16)}
+    assert results["score"] == pytest.approx(sum(t["score"] for t in tests))
+    assert sum(t["max_score"] for t in tests) == 15  # the profile's default_points, one each
+    for test in tests:
+        assert test["status"] == ("passed" if test["score"] >= test["max_score"] else "failed")
+        assert test["visibility"] == {"A-13": "hidden", "A-8": "after_due_date"}.get(test["name"][:4].rstrip(":"),
+                                                                                    "visible")
+
+
+def test_the_broken_copy_fails_the_hidden_requirement_and_nothing_shown_names_it(
+        graded: dict[str, dict[str, Any]]) -> None:
+    results = graded["srv-no-busy"]
+    hidden = next(t for t in results["tests"] if t["name"].startswith(f"{HIDDEN}:"))
+    assert hidden["status"] == "failed" and hidden["visibility"] == "hidden"
+    assert "S-BUSY-1" in hidden["output"]  # the staff see the details
+    shown = [results["output"]] + [t["output"] + t["name"] for t in results["tests"] if t["visibility"] != "hidden"]
+    for text in shown:
+        assert HIDDEN not in text and not any(case in text for case in BUSY_CASES), text
+    assert "more points are graded by tests not shown yet" in results["output"]
+
+
+def test_the_reference_loses_nothing_and_the_pair_is_graded_on_the_same_scale(
+        graded: dict[str, dict[str, Any]]) -> None:
+    for kind in ("reference", "plain-text-pair"):
+        results = graded[kind]
+        failed = [t["name"] for t in results["tests"] if t["status"] != "passed"]
+        assert results["score"] == 15 and not failed, (failed, results["stdout"][-3000:])
