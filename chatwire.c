@@ -265,7 +265,8 @@ wire_sanitize(const unsigned char *s, size_t len, char *out, size_t cap)
         return 0;
     while (i < len) {
         start = i;
-        if (wire_utf8_next(s, len, &i, &cp) && !wire_is_control(cp)) {
+        /* An override would reverse what follows it on the screen (S-13, T-6). */
+        if (wire_utf8_next(s, len, &i, &cp) && !wire_is_control(cp) && !wire_is_override(cp)) {
             if (i - start > cap - 1 - o)
                 break;
             memcpy(out + o, s + start, i - start);

@@ -102,8 +102,8 @@ int wire_is_override(uint32_t cp);   /* T-6: bidi embeddings, overrides and isol
 const char *wire_handle_problem(const unsigned char *s, size_t len);
 const char *wire_message_problem(const unsigned char *s, size_t len);
 
-/* Writes s[0..len) to out as a NUL-terminated string with each control character and each
- * invalid UTF-8 sequence replaced by '?' (W-6, S-13).  Truncates at a code point boundary if
+/* Writes s[0..len) to out as a NUL-terminated string with each control character, each
+ * direction override (T-6) and each invalid UTF-8 sequence replaced by '?' (W-6, S-13).  Truncates at a code point boundary if
  * cap is too small; cap >= len + 1 always suffices.  Returns the length written. */
 size_t wire_sanitize(const unsigned char *s, size_t len, char *out, size_t cap);
 

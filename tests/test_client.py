@@ -96,11 +96,12 @@ def test_server_quit_ends_with_status_0(client, listener: Listener) -> None:
 def test_each_error_code_received_is_one_line_and_exit_4(client, listener: Listener, code: int,
                                                           description: str) -> None:
     cli, peer = start(client, listener)
-    peer.send_raw(bytes([0x45, 0, 9, code]) + b"why\x1b[2J\xff")
+    reason = b"why\x1b[2J\xff\xe2\x80\xaeevil"  # an escape, invalid UTF-8, U+202E (S-13)
+    peer.send_raw(bytes([0x45, 0, 1 + len(reason), code]) + reason)
     name = ErrorCode(code).name if code <= 5 else "UNKNOWN"
-    cli.expect_line(f"chatclient: server sent ERROR {code} {name} ({description}): why?[2J?")
+    cli.expect_line(f"chatclient: server sent ERROR {code} {name} ({description}): why?[2J??evil")
     assert cli.wait_exit() == 4
-    assert "\x1b" not in cli.transcript
+    assert "\x1b" not in cli.transcript and "\u202e" not in cli.transcript
 
 
 MALFORMED_FROM_SERVER = [v.name for v in vectors.load() if v.error == "MALFORMED" and v.data[0] == 0x4D]

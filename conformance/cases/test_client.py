@@ -16,13 +16,17 @@ HELLO (C-HELLO-1), or a MESSAGE sent by the client (C-MSG-1).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import select
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +37,7 @@ from conformance.controllers import Context, ModeCheck, ScriptedServer
 from conformance.peer import DELIVERIES, WirePeer, describe, invalid_vector_cases, send_invalid
 from conformance.plugin import Options
 from conformance.plugin import case_id as id_of
+from conformance.procstate import terminal_unread
 from conformance.programs import Program, free_port, substitute
 
 case = pytest.mark.case
@@ -434,6 +439,42 @@ def case_quit_while_typing(chat: Chat) -> None:
                           ["'... half a line', then a line of the client's own"], repr(lines))
 
 
+def stopped(pid: int) -> bool:
+    """Whether process `pid` is stopped (SIGSTOP), from /proc."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False
+
+
+def quit_into_reset(client: Program, peer: WirePeer, step: float) -> None:
+    """The server resets the connection and the user types \\quit while the client is stopped
+    (SIGSTOP to its process group), so that both wait for it together when it goes on: whichever
+    it takes first, the QUIT cannot be sent (C-8). Each step is waited for, never slept."""
+    group = client.pid  # the pty made it a session and group leader
+    os.killpg(group, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + step
+        while not stopped(client.pid) and time.monotonic() < deadline:
+            time.sleep(0.002)  # polling /proc: a stop has no event to wait on
+        peer.reset()
+        client.type("\\quit")
+        while not terminal_unread(client.pid) and time.monotonic() < deadline:
+            time.sleep(0.002)  # the line reaches its terminal's input queue through a kernel worker
+    finally:
+        os.killpg(group, signal.SIGCONT)
+
+
+@case("C-QUIT-6", reqs="C-8 C-14 C-15", title="\\quit typed as the connection is reset is a lost connection: "
+      "reported, and the client ends non-zero", needs=("C-HELLO-1",))
+def case_quit_into_reset(chat: Chat, opts: Options) -> None:
+    client, peer = chat.in_conversation()
+    mark = client.here()
+    quit_into_reset(client, peer, opts.step)
+    ended(client, "C-8 C-14", "\\quit typed as the server reset the connection", nonzero=True)
+    reported(client, mark, "C-14", "the connection lost before its QUIT could go", typed=True)
+
+
 @case("C-LOST-1", reqs="C-14 E-5", title="a connection lost without QUIT is reported, and the client ends non-zero",
       needs=("C-MSG-1",))
 @pytest.mark.parametrize("how", ["eof", "eof-mid-frame", "reset"])
@@ -514,11 +555,16 @@ def case_refused_status(chat: Chat, opts: Options) -> None:
 # --- errors ---------------------------------------------------------------------------------
 
 
+OVERRIDE = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: it would reverse the rest of its line (T-6)
+
+
 def send_error(peer: WirePeer, code: int) -> str:
-    """ERROR `code` with a reason (an escape in it but for BUSY); the reason as it must be shown."""
-    reason = "busy" if code == 1 else "why\x1b[2J"
-    peer.send_raw(bytes([0x45, 0, 1 + len(reason), code]) + reason.encode())
-    return reason.replace("\x1b", "?")
+    """ERROR `code` with a reason (an escape and a direction override in it but for BUSY); the reason
+    as it must be shown (S-13)."""
+    reason = "busy" if code == 1 else f"why\x1b[2J{OVERRIDE}evil"
+    raw = reason.encode()
+    peer.send_raw(bytes([0x45, 0, 1 + len(raw), code]) + raw)
+    return reason.replace("\x1b", "?").replace(OVERRIDE, "?")
 
 
 @case("C-ERR-1", reqs="C-12 W-6 S-13",
@@ -536,6 +582,8 @@ def case_error_received(chat: Chat, code: int) -> None:
         raise CaseFailure("C-12 W-6", "the server's reason on the client's screen", [f"a line with {words!r}"],
                           repr(lines))
     no_raw_control(client, "C-12 S-13")
+    if OVERRIDE in client.output_since():
+        raise CaseFailure("C-12 S-13", "a direction override reached the client's screen", ["none"], "U+202E")
 
 
 @case("C-TEXT-8", reqs="C-12 S-13", title="an ERROR from the server gets 'chatclient: server sent ERROR C NAME "
@@ -604,15 +652,16 @@ def case_out_of_order(chat: Chat, order: str) -> None:
 
 EXITS = {  # how the conversation ends -> (the status X-1 gives, the requirements); the probe's last
     "quit": (0, "C-8"), "closed": (0, "C-11"), "ctrl-c": (130, "C-9"), "error": (4, "C-12"),
-    "protocol": (5, "C-13"), "lost": (6, "C-14"), "timeout": (5, "C-4"),
+    "protocol": (5, "C-13"), "lost": (6, "C-14"), "timeout": (5, "C-4"), "quit-lost": (6, "C-8 C-14"),
 }
 
 
 @case("C-EXIT-1", reqs="X-1 C-4 C-8 C-9 C-11 C-12 C-13 C-14",
       title="the exit status: 0 after \\quit or the server's QUIT, 130 after Ctrl-C, 4 after an ERROR received, "
-      "5 after one sent, 6 after a lost connection", kind=TEXT, needs=("C-HELLO-1",))
+      "5 after one sent, 6 after a lost connection (a \\quit that found it lost too)", kind=TEXT, needs=("C-HELLO-1",))
 @pytest.mark.parametrize("end", list(EXITS))
-def case_exit_status(chat: Chat, hello_timeout_probe: HelloTimeoutProbe | None, ctx: Context, end: str) -> None:
+def case_exit_status(chat: Chat, hello_timeout_probe: HelloTimeoutProbe | None, ctx: Context, opts: Options,
+                     end: str) -> None:
     status, reqs = EXITS[end]
     if end == "timeout":
         assert hello_timeout_probe is not None
@@ -632,6 +681,8 @@ def case_exit_status(chat: Chat, hello_timeout_probe: HelloTimeoutProbe | None, 
             peer.send(Quit())
         elif end == "ctrl-c":
             client.interrupt()
+        elif end == "quit-lost":
+            quit_into_reset(client, peer, opts.step)
         else:
             peer.close()
     if end in ("quit", "ctrl-c", "protocol"):
@@ -644,7 +695,7 @@ def case_exit_status(chat: Chat, hello_timeout_probe: HelloTimeoutProbe | None, 
 # --- the handshake timeout, run beside the other cases ------------------------------------------
 
 
-PROBE_CASES = {"C-TIMEOUT-1", "C-EXIT-1[timeout]"}
+PROBE_CASES = {"C-TIMEOUT-1", "C-TEXT-10", "C-EXIT-1[timeout]"}
 
 
 class HelloTimeoutProbe:
@@ -735,3 +786,56 @@ def case_hello_timeout(hello_timeout_probe: HelloTimeoutProbe | None, ctx: Conte
             f"killed by {signal.Signals(-probe.status).name}" if probe.status < 0 else "0")
         raise CaseFailure("C-4 C-13 X-1", "the client's end after its ERROR TIMEOUT",
                           ["a non-zero status: it ends with an error"], shown)
+
+
+@case("C-TEXT-10", reqs="C-4 E-4", title="the ERROR TIMEOUT reason is 'no HELLO within N s', N the seconds it waited",
+      kind=TEXT, needs=("C-TIMEOUT-1",))
+def case_hello_timeout_reason(hello_timeout_probe: HelloTimeoutProbe | None, ctx: Context, opts: Options) -> None:
+    assert hello_timeout_probe is not None
+    probe = hello_timeout_probe.result(ctx)
+    if not isinstance(probe.event, Error):
+        raise CaseFailure("C-4", "the client's answer to a server that never says HELLO", ["ERROR 5 TIMEOUT"],
+                          describe(probe.event))
+    # CHAT_HELLO_TIMEOUT is a SHOULD: a client that waited its own 10 s names 10.
+    waited = min((opts.handshake_timeout, 10.0), key=lambda n: abs(n - probe.waited))
+    want = f"no HELLO within {waited:g} s"
+    if probe.event.reason != want:
+        raise CaseFailure("C-4 E-4", f"the reason of its ERROR TIMEOUT, sent after {probe.waited:.1f} s",
+                          [repr(want)], repr(probe.event.reason))
+
+
+# --- input that is not a terminal -------------------------------------------------------------
+
+
+@case("C-SCRIPT-1", reqs="C-6 C-10", title="with its input from a file, a message received is shown on a line of its "
+      "own, not after the prompt", needs=("C-MSG-1",))
+def case_script_input(opts: Options, scripted_server: ScriptedServer, ctx: Context) -> None:
+    """`chatclient HOST PORT < script` at a terminal: nothing echoes the script's lines, so only the
+    client can end its prompt's line (C-6)."""
+    with tempfile.NamedTemporaryFile("w", prefix="chat-script-", suffix=".txt", delete=False) as script:
+        script.write("Chris\ntest\n")
+    argv = substitute(opts.command, host=opts.host, port=scripted_server.port, handshake_timeout=opts.handshake_timeout)
+    client = Program("client", ["/bin/sh", "-c", 'exec "$@" < "$0"', script.name, *argv], opts.step,
+                     env={"CHAT_HELLO_TIMEOUT": str(opts.handshake_timeout)})
+    scripted_server.clients.append(client)
+    ctx.watch(client)
+    peer: WirePeer | None = None
+    try:
+        peer = scripted_server.accept("C-3 C-4", "the client connects with the handle of its script")
+        peer.expect("C-4 F-1", "the client's HELLO 'Chris'", Hello("Chris"))
+        peer.send(Hello("HostA"))
+        peer.expect("C-5 C-7", "the script's line 'test' as a MESSAGE, in the client's turn", Message("test"))
+        peer.send(Message("hello"))
+        shows_after_handle(client, "hello", "C-6", "the message 'hello' after the handle 'HostA'")
+        peer.expect("C-8", "QUIT at the end of the script", Quit())
+        ended(client, "C-8", "the end of its script")
+        shown = [line for line in client.lines_since(0) if "hello" in line]
+        if not shown or not shown[0].startswith("HostA"):
+            raise CaseFailure("C-6 C-10", "the message received, on a line of its own",
+                              ["a line that starts with 'HostA'"], repr(shown[0] if shown else client.tail()))
+    finally:
+        if peer is not None:
+            peer.close()
+        client.stop()
+        with contextlib.suppress(OSError):
+            os.unlink(script.name)

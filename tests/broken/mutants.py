@@ -260,7 +260,7 @@ CLIENT_MUTANTS = [
            "        if (send_frame(WIRE_QUIT, NULL, 0) < 0 && failure_is_lost)\n            lost();\n",
            "        (void)failure_is_lost; /* mutant: no QUIT */\n",
            "\\quit, Ctrl-D and Ctrl-C close the connection without sending QUIT (C-8, C-9)",
-           {"C-QUIT-1", "C-QUIT-2", "C-QUIT-3", "C-CTRLC-1"}),
+           {"C-QUIT-1", "C-QUIT-2", "C-QUIT-3", "C-CTRLC-1", "C-SCRIPT-1"}),
     mutant("cli-quit-unexpected-waiting", "client", "chatclient.c",
            "        [SERVER_TURN] = WIRE_ALLOW_MESSAGE | WIRE_ALLOW_QUIT,\n",
            "        [SERVER_TURN] = WIRE_ALLOW_MESSAGE,\n",
@@ -276,7 +276,7 @@ CLIENT_MUTANTS = [
            "        n = send(sock, buf, len, 0);\n",
            "dies on SIGPIPE: sets SIGPIPE to SIG_DFL, sends without MSG_NOSIGNAL, and answers a lost "
            "connection with QUIT, a write to the reset socket (C-15)",
-           {"C-SIGPIPE-1", "C-LOST-1[reset]"},
+           {"C-SIGPIPE-1", "C-LOST-1[reset]", "C-QUIT-6", "C-EXIT-1[quit-lost]"},
            # SIG_DFL, not merely "not ignored": the suite's children inherit SIGPIPE ignored from
            # Python (pexpect does not restore it), so only an explicit SIG_DFL can kill a client.
            # The QUIT is what writes after the reset: a client like the reference notices the reset
@@ -300,6 +300,13 @@ CLIENT_MUTANTS = [
            "    memcpy(reason, dec.payload + 1, dec.len - 1); /* mutant: not sanitised */\n"
            "    reason[dec.len - 1] = '\\0';\n",
            "prints raw ESC: the server's ERROR reason reaches the screen unsanitised (C-12, S-13)",
+           {"C-ERR-1[2]", "C-ERR-1[3]", "C-ERR-1[4]", "C-ERR-1[5]", "C-ERR-1[77]",
+            "C-TEXT-8[2]", "C-TEXT-8[3]", "C-TEXT-8[4]", "C-TEXT-8[5]", "C-TEXT-8[77]"}),
+    mutant("cli-shows-overrides", "client", "chatwire.c",
+           "        if (wire_utf8_next(s, len, &i, &cp) && !wire_is_control(cp) && !wire_is_override(cp)) {\n",
+           "        if (wire_utf8_next(s, len, &i, &cp) && !wire_is_control(cp)) { /* mutant */\n",
+           "shows a direction override (U+202E) in the server's ERROR reason raw, reversing the rest of the line "
+           "(C-12, S-13)",
            {"C-ERR-1[2]", "C-ERR-1[3]", "C-ERR-1[4]", "C-ERR-1[5]", "C-ERR-1[77]",
             "C-TEXT-8[2]", "C-TEXT-8[3]", "C-TEXT-8[4]", "C-TEXT-8[5]", "C-TEXT-8[77]"}),
     mutant("cli-bad-handle-is-malformed", "client", "chatwire.c",
@@ -335,7 +342,34 @@ CLIENT_MUTANTS = [
            "        exit(EXIT_SUCCESS);\n",
            "a refused connection ends with status 0, as if all went well (C-3, X-1)",
            {"C-REFUSED-1", "C-EXIT-2"}),
+    mutant("cli-quit-lost-exits-0", "client", "chatclient.c",
+           "    if (is_quit(s, n))\n        leave(EXIT_SUCCESS, 1);\n",
+           "    if (is_quit(s, n))\n        leave(EXIT_SUCCESS, 0); /* mutant: a QUIT that fails is ignored */\n",
+           "a \\quit whose QUIT cannot be sent (the connection reset) exits 0 as if all went well; it also takes "
+           "the terminal before the socket, so that it meets the reset by sending (C-8, C-14)",
+           {"C-QUIT-6", "C-EXIT-1[quit-lost]"},
+           # The reference reads the socket first and finds the reset there; the case holds the
+           # reset and the \quit for the client together, so only a client that takes the
+           # terminal first meets the failed QUIT. That order is allowed (PROTOCOL.md C-8).
+           more=(("        if (p[1].revents)\n            on_socket();\n"
+                  "        if (state == HELLO_SENT && ms_until(&hello_deadline) == 0)\n"
+                  "            on_hello_timeout();\n"
+                  "        if (p[2].revents)\n            on_stdin();\n",
+                  "        if (p[2].revents) /* mutant: the terminal first */\n            on_stdin();\n"
+                  "        if (p[1].revents)\n            on_socket();\n"
+                  "        if (state == HELLO_SENT && ms_until(&hello_deadline) == 0)\n"
+                  "            on_hello_timeout();\n"),)),
+    mutant("cli-script-prompt-glued", "client", "chatclient.c",
+           "    if (stdin_tty)\n        prompt_showing = 0;\n    else\n        end_prompt_line();\n",
+           "    prompt_showing = 0; /* mutant: as if a terminal had echoed the line */\n",
+           "with its input from a file, a message received is glued to the prompt: 'Chris> HostA> hello' (C-6, C-10)",
+           {"C-SCRIPT-1"}),
     # Wording only: each FAILs its text case and nothing else.
+    mutant("cli-timeout-reason-fixed", "client", "chatclient.c",
+           '    snprintf(why, sizeof why, "no HELLO within %g s", hello_timeout_ms() / 1000.0);\n',
+           '    snprintf(why, sizeof why, "no HELLO within 10 s"); /* mutant: whatever the wait */\n',
+           "the ERROR TIMEOUT reason says 'no HELLO within 10 s' after a wait of CHAT_HELLO_TIMEOUT seconds (C-4, E-4)",
+           {"C-TEXT-10"}),
     mutant("cli-turn-prompt", "client", "chatclient.c",
            '        out(handle, handle_len);\n        outs("> ");\n',
            '        out(handle, handle_len);\n        outs(": ");\n',

@@ -101,6 +101,8 @@ class Client:
                 self.read_more()
             if line is None:
                 self.leave(0)
+            if not self.tty:
+                self.end_prompt_line()  # C-6: nothing echoed the line's newline
             self.prompt = False
             if line == b"\\quit":
                 sys.exit(0)
@@ -187,7 +189,8 @@ class Client:
     def leave(self, status: int, line: str | None = None, quit_frame: bool = False, new_line: bool = False) -> NoReturn:
         """Finish: optionally send QUIT and close gracefully, print `line` on stderr, exit."""
         if quit_frame and self.sock is not None:
-            self.send(frame(QUIT))
+            if not self.send(frame(QUIT)) and status == 0:  # C-8: it could not go, so it was lost
+                status, line = 6, "chatclient: the connection to the server was lost"
             self.close_gracefully()
         if new_line or self.prompt:
             out("\n")  # end the prompt's line (or the one a "^C" echo is on)
@@ -239,6 +242,8 @@ class Client:
             self.leave(4, f"chatclient: server sent ERROR {code} {name} ({description}): {sanitise(payload[1:])}")
 
     def on_line(self, line: bytes) -> None:
+        if not self.tty:
+            self.end_prompt_line()  # C-6: nothing echoed the line's newline
         self.prompt = False  # the terminal echoed the line's newline
         if line == b"\\quit":
             self.leave(0, quit_frame=True)

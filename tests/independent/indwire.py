@@ -57,8 +57,9 @@ def text_problem(raw: bytes, limit: int, handle: bool) -> str | None:
 
 
 def sanitise(raw: bytes) -> str:
-    """C-12, S-13: each invalid UTF-8 sequence and each control character becomes '?'."""
-    return "".join("?" if is_control(ch) else ch for ch in raw.decode("utf-8", "ind-qmark"))
+    """C-12, S-13: each invalid UTF-8 sequence, control character and direction override becomes '?'."""
+    return "".join("?" if is_control(ch) or in_ranges(ord(ch), OVERRIDES) else ch
+                   for ch in raw.decode("utf-8", "ind-qmark"))
 
 
 # ---- frames (W-*, E-3) ---------------------------------------------------------------------
