@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -171,3 +172,49 @@ def test_the_reference_loses_nothing_and_the_pair_is_graded_on_the_same_scale(
         results = graded[kind]
         failed = [t["name"] for t in results["tests"] if t["status"] != "passed"]
         assert results["score"] == 15 and not failed, (failed, results["stdout"][-3000:])
+
+
+# --- GitHub Classroom: the points command and the workflow --------------------------------------
+
+
+def graded_row(status: str = "GRADED", a3: float = 15) -> dict[str, Any]:
+    items = [{"id": "A-1", "kind": "requirement", "score": 8, "max_score": 8, "visibility": "visible", "passed": 1,
+              "counted": 1, "cases": []},
+             {"id": "A-3", "kind": "requirement", "score": a3, "max_score": 15, "visibility": "visible",
+              "passed": 1, "counted": 1, "cases": []}]
+    return {"name": "student", "status": status, "mode": "framed", "results": {},
+            "points": {"score": 8 + a3, "max_score": 23, "items": items}}
+
+
+@pytest.mark.parametrize(("row", "argv", "status"), [
+    (graded_row(), ["--require", "A-1", "--require", "A-3"], 0),
+    (graded_row(a3=14.5), ["--require", "A-1"], 0),
+    (graded_row(a3=14.5), ["--require", "A-3"], 1),
+    (graded_row(a3=14.5), ["--min-score", "22.5"], 0),
+    (graded_row(a3=14.5), ["--min-score", "23"], 1),
+    (graded_row("BUILD-FAIL"), ["--require", "A-1"], 1),
+    (graded_row(), ["--require", "A-99"], 2),
+])
+def test_points_exits_by_what_was_earned(tmp_path: Path, row: dict[str, Any], argv: list[str], status: int) -> None:
+    (tmp_path / "grade.json").write_text(json.dumps({"submissions": [row]}))
+    ran = subprocess.run([sys.executable, "-m", "conformance", "points", str(tmp_path / "grade.json"), *argv],
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == status, ran.stdout + ran.stderr
+
+
+def test_the_classroom_workflow_awards_the_default_profiles_points() -> None:
+    """One command-grader step per A- requirement, worth its points in the default profile, each
+    reported; the grade step writes the JSON they read and the step summary."""
+    from conformance import profile as course
+
+    text = (ROOT / ".github" / "classroom" / "autograding.yml").read_text()
+    profile = course.load("default")
+    steps = re.findall(r"- name: (A-\d+)\n +id: (a-\d+)\n(?: +.*\n)*? +command: twochat-conformance points grade\.json "
+                       r"--require (A-\d+)\n(?: +.*\n)*? +max-score: (\d+)", text)
+    assert [s[0] for s in steps] == [f"A-{n}" for n in range(1, 16)]
+    for name, sid, required, points in steps:
+        assert name == required and sid == name.lower()
+        assert float(points) == profile.points.get(name, profile.scoring.default_points)
+        assert f'{sid.upper()}_RESULTS: "${{{{steps.{sid}.outputs.result}}}}"' in text
+    assert f"runners: {','.join(s[1] for s in steps)}\n" in text
+    assert "--json grade.json --summary-md \"$GITHUB_STEP_SUMMARY\"" in text
