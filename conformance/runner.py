@@ -83,8 +83,15 @@ class Outcome:
     cases: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {"status": self.status, "mode": self.mode, "message": self.message, "log": self.log[-LOG_CHARS:],
+        return {"status": self.status, "mode": self.mode, "message": self.message, "log": clipped(self.log),
                 "cases": self.cases}
+
+
+def clipped(text: str, most: int = LOG_CHARS) -> str:
+    """`text`, or its head and tail when longer than `most`, saying how much is left out."""
+    if len(text) <= most:
+        return text
+    return f"{text[:most // 2]}\n[... {len(text) - most} characters left out ...]\n{text[-(most // 2):]}"
 
 
 EMIT_LOCK = threading.Lock()  # the server and client suites run side by side

@@ -100,7 +100,7 @@ UNSAFE = ("or, knowing that a submission then runs with your user's rights, your
 
 
 def bwrap() -> str | None:
-    return shutil.which("bwrap") or next((p for p in ("/usr/bin/bwrap",) if os.access(p, os.X_OK)), None)
+    return shutil.which("bwrap")
 
 
 @dataclass(frozen=True)
@@ -358,6 +358,7 @@ def preexec() -> None:
         if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.EPERM):
             break
     if uid:
+        _clear_inheritable()
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)  # from root to another uid: every capability is gone
@@ -365,6 +366,24 @@ def preexec() -> None:
             raise OSError("the submission's uid could not be taken")
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _clear_inheritable() -> None:
+    """The inheritable capabilities (the runner's, from bwrap) emptied: setuid clears the others."""
+    header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (_CapData * 2)()
+    if _libc.capget(ctypes.byref(header), data) == 0:
+        for half in data:
+            half.inheritable = 0
+        _libc.capset(ctypes.byref(header), data)
 
 
 def kill_group(pid: int) -> None:
