@@ -127,6 +127,10 @@ def add_parser(modes: Any) -> None:
                         help="with --no-namespaces: grade without the sandbox, knowing that each submission then "
                              "runs with this user's rights, files and network (only limits, clean environments "
                              "and process groups remain)")
+    # -- past one machine (issue 15): `merge` (conformance/merge.py) joins the shards' --json files
+    parser.add_argument("--shard", type=shard_spec, metavar="K/N",
+                        help="grade only the K-th of N slices of the class: every N-th submission in name order, "
+                             "from the K-th (the same on every machine); `merge` joins the slices' --json files")
 
 
 # --- one submission ---------------------------------------------------------------------------
@@ -424,6 +428,14 @@ def profile_pipe(argv: list[str]) -> list[int]:
         out.write(Path(argv[at]).read_text(encoding="utf-8"))
     argv[at] = f"/dev/fd/{read}"
     return [read]
+
+
+def shard_spec(text: str) -> tuple[int, int]:
+    """--shard K/N: the K-th (from 1) of N slices."""
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, not {text!r}")
+    return int(k), int(n)
 
 
 def stall_limit(step: float) -> float:
@@ -815,6 +827,8 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
     started = time.monotonic()
     subs = [Submission(p.name, p) for p in sorted(args.submissions.iterdir())
             if p.is_dir() and not p.name.startswith(".")]
+    if args.shard:
+        subs = subs[args.shard[0] - 1 :: args.shard[1]]
     Stopped.signum = signal.SIGINT
     signal.signal(signal.SIGTERM, Stopped.on_signal)
     run = RunOptions.from_args(args, timeout_scale=1.0)  # the selection; the scale is calibrated below

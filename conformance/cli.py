@@ -11,7 +11,7 @@ from typing import NoReturn
 
 import pytest
 
-from conformance import batch, grade, gradescope, sandbox
+from conformance import batch, grade, gradescope, merge, sandbox
 from conformance import profile as course
 from conformance.options import RunOptions
 from conformance.plugin import ConformancePlugin, Options
@@ -32,6 +32,8 @@ EPILOG = """examples:
   python3 -m conformance profile check course.toml
   python3 -m conformance grade SUBMISSION/ --profile course.toml --gradescope results.json
   python3 -m conformance gradescope-zip autograder.zip --profile course.toml
+  python3 -m conformance batch SUBMISSIONS/ --shard 2/3 --json shard-2.json
+  python3 -m conformance merge class.json shard-*.json --report report.html --csv results.csv
 
 In a command, {port} and {host} are replaced by the port and address the suite chose, and
 {handshake_timeout} by --handshake-timeout (so that the TIMEOUT cases need not wait 10 s).
@@ -91,6 +93,7 @@ def build_parser() -> Parser:
     course.add_parser(modes)
     grade.add_parsers(modes)
     gradescope.add_zip_parser(modes)
+    merge.add_parser(modes)
     return parser
 
 
@@ -148,6 +151,8 @@ def main(argv: list[str]) -> int:
         return batch.main(build_parser().parse_args(argv), argv)
     if argv[:1] == ["profile"]:
         return course.main(build_parser().parse_args(argv))
+    if argv[:1] == ["merge"]:
+        return merge.main(build_parser().parse_args(argv))
     if argv[:1] == ["grade"]:
         return grade.main(argv[1:])
     if argv[:1] == ["points"]:
