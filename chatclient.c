@@ -71,7 +71,11 @@ static struct line line;
 static unsigned char inbuf[4096]; /* input read but not yet taken as lines */
 static size_t inpos, inlen;
 
-/* ---- output ---- */
+/* ---- output ----
+ *
+ * stdout is fully buffered and flushed once before each wait in the poll loop (and before
+ * anything on stderr), so that everything an event prints - a message and the prompt after it -
+ * reaches the terminal in one write. */
 
 static void
 out(const void *s, size_t n)
@@ -104,7 +108,6 @@ show_prompt(void)
         out(handle, handle_len);
         outs("> ");
     }
-    fflush(stdout);
     prompt_showing = 1;
 }
 
@@ -805,6 +808,7 @@ run(void)
         p[2] = (struct pollfd){inpos == inlen && reading_allowed() ? STDIN_FILENO : -1, POLLIN, 0};
         /* Only the wait for the server's HELLO has a deadline; otherwise block (no CPU). */
         timeout = state == HELLO_SENT ? ms_until(&hello_deadline) : -1;
+        fflush(stdout); /* what this round printed, in one write, before we wait */
         if (poll(p, 3, (int)timeout) < 0) {
             if (errno == EINTR)
                 continue;
@@ -829,6 +833,7 @@ main(int argc, char **argv)
     guard_std_fds();
     command_line(argc, argv);
     stdin_tty = isatty(STDIN_FILENO);
+    setvbuf(stdout, NULL, _IOFBF, BUFSIZ);
     setup_signals();
     resolve();
     show_prompt();
