@@ -218,3 +218,28 @@ def test_the_classroom_workflow_awards_the_default_profiles_points() -> None:
         assert f'{sid.upper()}_RESULTS: "${{{{steps.{sid}.outputs.result}}}}"' in text
     assert f"runners: {','.join(s[1] for s in steps)}\n" in text
     assert "--json grade.json --summary-md \"$GITHUB_STEP_SUMMARY\"" in text
+
+
+def test_the_summary_is_appended_and_the_exit_status_is_by_points(tmp_path: Path) -> None:
+    """--summary-md adds the student's feedback to what $GITHUB_STEP_SUMMARY already holds; grade's
+    exit status is 0 from --min-score on (default: every point), for a graded submission only."""
+    import argparse
+
+    from conformance import grade
+    from conformance import profile as course
+
+    summary = tmp_path / "summary.md"
+    summary.write_text("# an earlier step's summary\n")
+    args = argparse.Namespace(json=None, gradescope=tmp_path / "results.json", summary_md=summary)
+    row = graded_row(a3=7.5)
+    grade.write_outputs(args, {"submissions": [row]}, row, course.load("default"), ("python3 s.py {port}", "./c"), 3.2)
+    text = summary.read_text()
+    assert text.startswith("# an earlier step's summary\n") and "# Conformance feedback: student" in text
+    assert "**Points: 15.5 of 23**" in text
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert problems(results, SCHEMA) == [] and results["execution_time"] == 3
+    assert [t["status"] for t in results["tests"]] == ["passed", "failed"]
+    assert grade.verdict(graded_row(), None) == 0
+    assert grade.verdict(row, None) == 1
+    assert grade.verdict(row, 15.5) == 0
+    assert grade.verdict(graded_row("NO-START"), 0) == 1
