@@ -554,6 +554,8 @@ def main(argv: list[str]) -> int:
         os.environ[sandbox.UID_ENV] = str(args.uid)
         os.environ[sandbox.NPROC_ENV] = str(sandbox.TASKS)
         os.umask(0o022)
+        sandbox.HANDOFF.mkdir(mode=0o755, exist_ok=True)
+        os.environ["TMPDIR"] = str(sandbox.HANDOFF)
         work = sandbox.WORK
         try:
             sandbox.copy_in(args.work, work, args.uid)

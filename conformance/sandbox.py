@@ -52,6 +52,10 @@ BASE = OPT / "python"  # the interpreter that environment is made from, when it 
 SOURCE = Path("/opt/submission")  # the submission's folder, read-only
 KEPT = Path("/opt/kept")  # --keep: where the copy is put back at the end (writable)
 WORK = Path("/tmp/submission")  # its copy, on the bounded tmpfs
+# The TMPDIR of the runner and the suite: what they hand to a program there (C-SCRIPT-1's script, made
+# mode 600 by tempfile) is made readable to the submission's uid as the program starts. Only they
+# can write in it.
+HANDOFF = Path("/tmp/suite")
 
 # What of the project the suite needs (the rest of it, the grader's outputs say, stays out).
 SUITE_FILES = ("conformance", "chatwire.py", "venvboot.py", "PROTOCOL.md", "vectors")
@@ -358,6 +362,7 @@ def preexec() -> None:
         if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.EPERM):
             break
     if uid:
+        _hand_over()
         _clear_inheritable()
         os.setgroups([])
         os.setresgid(uid, uid, uid)
@@ -366,6 +371,18 @@ def preexec() -> None:
             raise OSError("the submission's uid could not be taken")
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+
+
+def _hand_over() -> None:
+    """The suite's own temporary files (of HANDOFF, its TMPDIR) made readable, not writable, by the
+    program it starts: tempfile makes them mode 600, and the program runs as another uid."""
+    if os.environ.get("TMPDIR") != str(HANDOFF):
+        return
+    with contextlib.suppress(OSError), os.scandir(HANDOFF) as entries:
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == 0:
+                    os.chmod(entry.path, 0o644)
 
 
 class _CapHeader(ctypes.Structure):
