@@ -18,6 +18,7 @@ the test's, and the overall output gives the points of the visible tests only.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -58,9 +59,32 @@ def results(row: Mapping[str, Any], profile: course.Profile, commands: tuple[str
                       "visibility": str(item.get("visibility", "visible")), "output_format": "md",
                       "output": test_output(item, row, profile, commands), "tags": [str(item.get("kind", ""))]})
     return {"score": float(points.get("score", 0)), "execution_time": round(seconds), "output_format": "md",
-            "output": overall_output(row, items), "stdout_visibility": "hidden", "tests": tests,
+            "output": overall_output(row, items, withheld(row, profile, "visible")), "stdout_visibility": "hidden",
+            "tests": tests,
             "extra_data": {"status": str(row.get("status", "")), "mode": str(row.get("mode", "")),
                            "profile": str(points.get("profile", profile.name))}}
+
+
+def withheld(row: Mapping[str, Any], profile: course.Profile, shown_in: str) -> list[str]:
+    """The case IDs more hidden than `shown_in` (a base ID too when all its variants are), longest
+    first: a message or a BLOCKED case's root that names one is said without it."""
+    points = row.get("points") or {}
+    hidden: set[str] = set()
+    bases: dict[str, bool] = {}
+    for cid, result in (row.get("results") or {}).items():
+        info = course.CaseInfo(str(cid), str(result.get("mode", "")), tuple(result.get("requirements", []) or []))
+        secret = hidden_from(course.case_visibility(profile, info, points), shown_in)
+        if secret:
+            hidden.add(info.id)
+        bases[info.base] = bases.get(info.base, True) and secret
+    hidden |= {base for base, secret in bases.items() if secret}
+    return sorted(hidden, key=len, reverse=True)
+
+
+def redacted(text: str, hidden: list[str]) -> str:
+    for cid in hidden:
+        text = re.sub(rf"(?<![\w-]){re.escape(cid)}(?![\w\[-])", "(a case not shown)", text)
+    return text
 
 
 def test_name(item: Mapping[str, Any], requirements: Mapping[str, str]) -> str:
@@ -80,13 +104,14 @@ def test_output(item: Mapping[str, Any], row: Mapping[str, Any], profile: course
                                           if isinstance(v, dict)}
     visibility = str(item.get("visibility", "visible"))
     points = row.get("points") or {}
+    secret = withheld(row, profile, visibility)
     shown: list[str] = []
-    withheld = 0
+    unshown = 0
     for cid in item.get("cases", []):
         result = results.get(cid, {})
         info = course.CaseInfo(cid, str(result.get("mode", "")), tuple(result.get("requirements", []) or []))
         if hidden_from(course.case_visibility(profile, info, points), visibility):
-            withheld += 1
+            unshown += 1
         else:
             shown.append(cid)
     lines = [f"**{float(item.get('score', 0)):g} of {float(item.get('max_score', 0)):g} points**: "
@@ -101,17 +126,17 @@ def test_output(item: Mapping[str, Any], row: Mapping[str, Any], profile: course
         title = str(results.get(ids[0], {}).get("title", ""))
         lines.append(f"- `{feedback.inline(base)}`" + (f" ({len(ids)} variants)" if len(ids) > 1 else "")
                      + f": {counts}" + (f": {feedback.inline(title)}" if title else ""))
-    if withheld:
-        lines.append(f"- and {withheld} case{'s' if withheld > 1 else ''} not shown here")
+    if unshown:
+        lines.append(f"- and {unshown} case{'s' if unshown > 1 else ''} not shown here")
     lines.append("")
     for base, ids in by_base.items():
         failed = [cid for cid in ids if results.get(cid, {}).get("verdict") not in PASSED]
-        lines += case_details(base, failed, results, commands)
+        lines += case_details(base, failed, results, commands, secret)
     return "\n".join(lines).rstrip() + "\n"
 
 
 def case_details(base: str, ids: list[str], results: Mapping[str, Mapping[str, Any]],
-                 commands: tuple[str, str]) -> list[str]:
+                 commands: tuple[str, str], secret: list[str]) -> list[str]:
     """What did not pass in one base case: expected and got (with hex), the screens, the re-run."""
     if not ids:
         return []
@@ -121,7 +146,8 @@ def case_details(base: str, ids: list[str], results: Mapping[str, Mapping[str, A
         verdict = str(result.get("verdict", "not run"))
         lines += [f"**{feedback.inline(verdict)}** `{feedback.inline(cid)}`", ""]
         if verdict == Verdict.BLOCKED:
-            lines += [f"Not run: `{feedback.inline(result.get('root') or 'a case it needs')}` did not pass.", ""]
+            root = redacted(str(result.get("root") or "a case it needs"), secret)
+            lines += [f"Not run: `{feedback.inline(root)}` did not pass.", ""]
             continue
         details = "\n".join(str(line) for line in result.get("details", []) or [])
         if details:
@@ -137,8 +163,10 @@ def case_details(base: str, ids: list[str], results: Mapping[str, Mapping[str, A
     return lines
 
 
-def overall_output(row: Mapping[str, Any], items: list[dict[str, Any]]) -> str:
-    """The text above the tests: what became of the submission, and the points students may see."""
+def overall_output(row: Mapping[str, Any], items: list[dict[str, Any]], secret: list[str]) -> str:
+    """The text above the tests: what became of the submission (no hidden case named: a HUNG one's
+    message names the last case to end), and the points students may see."""
+    message = redacted(str(row.get("message", "")), secret)
     status, mode = str(row.get("status", "")), str(row.get("mode", ""))
     lines = []
     visible = [i for i in items if i.get("visibility") == "visible"]
@@ -155,11 +183,11 @@ def overall_output(row: Mapping[str, Any], items: list[dict[str, Any]]) -> str:
         lines.append("Your server and client speak PROTOCOL.md's frames, so each was graded on its own "
                      "(`server` and `client` modes).")
     if status != Status.GRADED:
-        lines += ["", f"**{feedback.inline(status)}**: {feedback.inline(row.get('message', '')) or '(no message)'}"]
+        lines += ["", f"**{feedback.inline(status)}**: {feedback.inline(message) or '(no message)'}"]
         if row.get("log"):
             lines += ["", "What the grading showed:", "", feedback.fenced(str(row["log"])[-4000:])]
-    elif row.get("message"):
-        lines += ["", f"Note: {feedback.inline(row['message'])}"]
+    elif message:
+        lines += ["", f"Note: {feedback.inline(message)}"]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -243,3 +243,30 @@ def test_the_summary_is_appended_and_the_exit_status_is_by_points(tmp_path: Path
     assert grade.verdict(row, None) == 1
     assert grade.verdict(row, 15.5) == 0
     assert grade.verdict(graded_row("NO-START"), 0) == 1
+
+
+def test_no_message_nor_blocked_case_names_a_hidden_case() -> None:
+    """A HUNG submission's message names the last case to end, and a BLOCKED case the case it
+    needed: neither is named where students see it when that case is hidden."""
+    from conformance import gradescope
+    from conformance import profile as course
+
+    profile = course.Profile(visibility={"A-13": "hidden"})
+    items = [{"id": "A-7", "kind": "requirement", "score": 0, "max_score": 1, "visibility": "visible", "passed": 0,
+              "counted": 1, "cases": ["S-NEXT-1"]},
+             {"id": "A-13", "kind": "requirement", "score": 0, "max_score": 1, "visibility": "hidden", "passed": 0,
+              "counted": 1, "cases": ["S-BUSY-1"]}]
+    row = {"name": "s", "status": "HUNG", "mode": "framed",
+           "message": "no case ended for 40 s, and it was killed (the last to end: server S-BUSY-1)",
+           "results": {"S-BUSY-1": {"id": "S-BUSY-1", "mode": "server", "verdict": "FAIL", "requirements": ["S-8"],
+                                    "title": "busy", "details": ["expected: ERROR BUSY"]},
+                       "S-NEXT-1": {"id": "S-NEXT-1", "mode": "server", "verdict": "BLOCKED", "root": "S-BUSY-1",
+                                    "requirements": ["S-9"], "title": "next"}},
+           "points": {"score": 0, "max_score": 2, "items": items}}
+    results = gradescope.results(row, profile, ("python3 chatserve.py {port}", "./chatclient {host} {port}"),
+                                 {}, 50)
+    assert problems(results, SCHEMA) == []
+    visible, hidden = results["tests"]
+    assert "S-BUSY-1" not in results["output"] and "(a case not shown)" in results["output"]
+    assert "S-BUSY-1" not in visible["output"] and "S-NEXT-1" in visible["output"]
+    assert "S-BUSY-1" in hidden["output"]
