@@ -3,31 +3,33 @@
 
     python3 chatserve.py [PORT] [--handle NAME] [--handshake-timeout SECONDS]
 
-One `selectors` loop watches the listening socket, the client's socket, the operator's
-terminal and a signal wake-up socket, so a second client gets BUSY and a dropped client is
-noticed even while the operator is typing. Frames come and go only through chatwire.
+One `selectors` loop watches the listening socket, the conversation's socket, the connections
+still in their handshake, the operator's terminal and a signal wake-up socket, so that any number
+of connections may be in their handshake together (S-8), a second client gets BUSY and a dropped
+client is noticed even while the operator is typing. Frames come and go only through chatwire.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import os
+import sys
+
+try:  # S-2: under the system python3 the wire format's package is missing: run under .venv
+    import construct  # noqa: F401  (only this check; chatwire uses it)
+except ImportError:
+    import venvboot  # imported only here: its import machinery costs start-up time (bench/footprint.py)
+
+    venvboot.ensure("construct", program="chatserve", argv0=[os.path.realpath(__file__)])
+
+import argparse
 import selectors
 import signal
 import socket
-import sys
 import termios
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING
 
-import venvboot
-
-venvboot.ensure("construct", program="chatserve", argv0=[str(Path(__file__).resolve())])  # S-2
-
-from chatwire import (  # noqa: E402
+from chatwire import (
     NEED_DATA,
     NOT_UTF8,
     Connection,
@@ -47,35 +49,112 @@ from chatwire import (  # noqa: E402
     message_problem,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import NoReturn
+
 DEFAULT_PORT = 39919
 DEFAULT_HANDLE = "HostA"
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+MAX_HANDSHAKES = 64  # S-8: connections in their handshake at once; past that, BUSY at once
 LINGER_SECONDS = 1.0  # W-7: how long a closing socket is drained
 MAX_LINGERING = 256  # beyond this, refused sockets are closed at once (a flood must not pile up)
+WATCHDOG_SECONDS = LINGER_SECONDS + 0.5  # S-12: a stop signal ends a terminal write blocked this long
 RECV_SIZE = 4096
 LINE_LIMIT = 4 * 500  # bytes: a longer typed line cannot be a valid message, so it is not kept
 
 DROPPED = "The client has dropped the connection..."
 YOU_CLOSED = "You have closed the connection..."
+NO_CLIENT = "No client is connected; the line was not sent."
 QUIT_COMMAND = "\\quit"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+# --- signals that always stop the server (S-12) ---------------------------------------------
+
+
+class Interrupted(Exception):
+    """A stop signal arrived while the server was blocked reading or writing its terminal."""
+
+
+class SignalGate:
+    """Lets a stop signal end a blocked read or write of the terminal.
+
+    The signals' handler only wakes the loop (the wake-up socket): the loop stops the server where
+    it is safe. But a system call that a signal interrupts is retried by Python when the handler
+    returns (PEP 475), so a server blocked in a read of its terminal (a job brought back with `fg`
+    finds that the shell took the line that woke it) or in a write to it (output stopped with
+    Ctrl-S, a terminal nobody reads) would stay blocked, signal or not. Terminal I/O therefore runs
+    through read() and write() here, during which the handler raises Interrupted instead. After the
+    first stop signal a watchdog timer (SIGALRM) does the same for a write that blocks later, so the
+    lines of the stop itself cannot hold the server either.
+    """
+
+    def __init__(self) -> None:
+        self.armed = False  # in a terminal read or write: the handler raises Interrupted
+        self.signalled = False  # a stop signal has arrived
+
+    def install(self, wakeup: socket.socket) -> None:
+        signal.set_wakeup_fd(wakeup.fileno(), warn_on_full_buffer=False)
+        for signum in (*STOP_SIGNALS, signal.SIGALRM):
+            signal.signal(signum, self.handler)
+
+    def handler(self, signum: int, _frame: object) -> None:
+        if signum != signal.SIGALRM and not self.signalled:
+            self.signalled = True
+            signal.setitimer(signal.ITIMER_REAL, WATCHDOG_SECONDS)
+        if self.armed:
+            self.armed = False
+            raise Interrupted
+
+    def read(self, fd: int, size: int) -> bytes:
+        """os.read, or Interrupted once a stop signal has arrived (before or during the read)."""
+        try:
+            self.armed = True
+            if self.signalled:  # arrived since the loop's select: do not start a read it could not end
+                raise Interrupted
+            return os.read(fd, size)
+        finally:
+            self.armed = False
+
+    def write(self, fd: int, data: bytes) -> int:
+        """os.write, or Interrupted by a stop signal (or the watchdog after one) while it blocks."""
+        try:
+            self.armed = True
+            return os.write(fd, data)
+        finally:
+            self.armed = False
+
+    @staticmethod
+    def disarm() -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)  # a pending watchdog must not outlive the handlers
 
 
 # --- the operator's terminal ---------------------------------------------------------------
 
 
 class Terminal:
-    """Output lines and prompts; a line printed while a prompt shows starts on a fresh line (S-7)."""
+    """Output lines and prompts; a line printed while a prompt shows starts on a fresh line (S-7).
 
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
+    Written with os.write, unbuffered: a write that a signal ended leaves nothing in a buffer for
+    the interpreter to flush (and block on) at exit."""
+
+    def __init__(self, fd: int, gate: SignalGate, encoding: str = "utf-8") -> None:
+        self.fd = fd
+        self.gate = gate
+        self.encoding = encoding
         self.prompt_showing = False
+        self.stuck = False  # a write was blocked until a signal ended it: no more output
 
     def _write(self, text: str) -> None:
-        try:
-            self.out.write(text)
-            self.out.flush()
-        except OSError:
-            pass  # the terminal is gone; SIGHUP or end of input will end the server
+        data = text.encode(self.encoding, errors="replace")
+        while data and not self.stuck:
+            try:
+                data = data[self.gate.write(self.fd, data):]
+            except Interrupted:
+                self.stuck = True
+            except OSError:
+                return  # the terminal is gone; SIGHUP or end of input will end the server
 
     def line(self, text: str) -> None:
         self._write(("\n" if self.prompt_showing else "") + text + "\n")
@@ -142,15 +221,17 @@ def show_address(address: tuple) -> str:
     return repr((host, port))
 
 
-@dataclass
 class Peer:
-    """The one connection being served: in its handshake, or in a conversation."""
+    """One connection being served: in its handshake, or in the conversation."""
 
-    sock: socket.socket
-    address: str
-    conn: Connection = field(default_factory=lambda: Connection(Role.SERVER))
-    deadline: float | None = None  # end of the handshake timeout (S-11)
-    handle: str | None = None  # set once its HELLO is accepted
+    __slots__ = ("address", "conn", "deadline", "handle", "sock")
+
+    def __init__(self, sock: socket.socket, address: str, deadline: float | None) -> None:
+        self.sock = sock
+        self.address = address
+        self.conn = Connection(Role.SERVER)
+        self.deadline = deadline  # end of its handshake timeout (S-11); None once in conversation
+        self.handle: str | None = None  # set once its HELLO is accepted
 
     @property
     def established(self) -> bool:
@@ -175,41 +256,46 @@ def send_frame(sock: socket.socket, data: bytes) -> None:
 def listen(port: int) -> socket.socket:
     """S-3: dual-stack :: where the system has IPv6, else IPv4 only."""
     if socket.has_dualstack_ipv6():
-        return socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True)
-    return socket.create_server(("0.0.0.0", port))
+        return socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=128)
+    return socket.create_server(("0.0.0.0", port), backlog=128)
 
 
 class Server:
     def __init__(self, listener: socket.socket, handle: str, handshake_timeout: float,
-                 term_in: int, term: Terminal) -> None:
+                 term_in: int | None, term: Terminal, gate: SignalGate) -> None:
         self.listener = listener
         self.handle = handle
         self.handshake_timeout = handshake_timeout
-        self.term_in = term_in
+        self.term_in = term_in  # None: the server has no input at all (its standard input is closed)
         self.term = term
+        self.gate = gate
         self.lines = LineReader()
-        self.peer: Peer | None = None
-        self.lingering: dict[socket.socket, float] = {}
-        # poll(2) rather than epoll: it also accepts a regular file as the operator's input.
+        self.conversation: Peer | None = None  # the one client past its HELLO (S-4)
+        self.handshakes: dict[socket.socket, Peer] = {}  # connections before their HELLO (S-8)
+        self.lingering: dict[socket.socket, float] = {}  # closing sockets and the end of their drain (W-7)
+        # poll(2) rather than epoll: it also accepts a regular file such as /dev/null as the
+        # operator's input, which epoll refuses (S-12).
         self.selector = selectors.PollSelector()
         self.wakeup_r, self.wakeup_w = socket.socketpair()
+        for sock in (self.listener, self.wakeup_r, self.wakeup_w):
+            sock.setblocking(False)
+        gate.install(self.wakeup_w)
         self.running = True
 
     # -- the loop
 
     def run(self) -> int:
-        for sock in (self.listener, self.wakeup_r, self.wakeup_w):
-            sock.setblocking(False)
-        signal.set_wakeup_fd(self.wakeup_w.fileno(), warn_on_full_buffer=False)
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, lambda *_: None)  # the wake-up socket reports it to the loop
         self.selector.register(self.listener, selectors.EVENT_READ, self.on_accept)
         self.selector.register(self.wakeup_r, selectors.EVENT_READ, self.on_signal)
-        self.selector.register(self.term_in, selectors.EVENT_READ, self.on_terminal)
+        if self.term_in is None:
+            self.shut_down()  # no input at all: as at end of input (S-12)
+        else:
+            self.selector.register(self.term_in, selectors.EVENT_READ, self.on_terminal)
         while self.running:
             for key, _ in self.selector.select(self.next_timeout()):
-                # An earlier event of this round may have closed this socket (e.g. the operator's
-                # send found the client gone): its event is stale.
+                # An earlier event of this round may have closed or moved this socket (e.g. the
+                # operator's send found the client gone, or another HELLO took the conversation):
+                # its event is stale.
                 if self.selector.get_map().get(key.fd) is not key:
                     continue
                 key.data(key.fileobj)
@@ -217,13 +303,14 @@ class Server:
                     break
             self.on_deadlines()
         self.term.end_line()
+        self.gate.disarm()
         return 0
 
     def next_timeout(self) -> float | None:
-        """S-14: block with no timeout unless a handshake or a linger deadline is pending."""
-        deadlines = list(self.lingering.values())
-        if self.peer and self.peer.deadline is not None:
-            deadlines.append(self.peer.deadline)
+        """S-14: block with no timeout, or until the nearest deadline: a handshake's (S-11) or the
+        end of a drain (W-7)."""
+        handshakes = (peer.deadline for peer in self.handshakes.values() if peer.deadline is not None)
+        deadlines = [*self.lingering.values(), *handshakes]
         return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
 
     def on_deadlines(self) -> None:
@@ -231,9 +318,14 @@ class Server:
         for sock, deadline in list(self.lingering.items()):
             if now >= deadline:
                 self.forget(sock)
-        if self.peer and self.peer.deadline is not None and now >= self.peer.deadline:
+        self.expire_handshakes()
+
+    def expire_handshakes(self) -> None:
+        """S-11: each connection in its handshake on its own clock."""
+        now = time.monotonic()
+        for peer in [p for p in self.handshakes.values() if p.deadline is not None and now >= p.deadline]:
             seconds = f"{self.handshake_timeout:g}"
-            self.fail(ProtocolError(ErrorCode.TIMEOUT, f"no HELLO within {seconds} s"))
+            self.fail(peer, ProtocolError(ErrorCode.TIMEOUT, f"no HELLO within {seconds} s"))
 
     # -- sockets
 
@@ -246,11 +338,16 @@ class Server:
             except OSError:
                 return  # e.g. out of file descriptors: the pending connection waits in the backlog
             sock.setblocking(False)
-            if self.peer is None:
-                self.peer = Peer(sock, show_address(address), deadline=time.monotonic() + self.handshake_timeout)
-                self.selector.register(sock, selectors.EVENT_READ, self.on_peer)
+            self.expire_handshakes()  # a handshake whose time is up holds no place in the bound
+            if self.conversation is None and len(self.handshakes) < MAX_HANDSHAKES:
+                peer = Peer(sock, show_address(address), deadline=time.monotonic() + self.handshake_timeout)
+                self.handshakes[sock] = peer
+                self.selector.register(sock, selectors.EVENT_READ, self.on_readable(peer))
             else:
                 self.refuse_busy(sock)
+
+    def on_readable(self, peer: Peer) -> Callable[[object], None]:
+        return lambda _: self.on_peer(peer)
 
     def refuse_busy(self, sock: socket.socket) -> None:
         """S-8: ERROR BUSY, then close gracefully; the conversation is not touched."""
@@ -261,11 +358,17 @@ class Server:
             return
         self.linger(sock)
 
+    def release(self, peer: Peer) -> None:
+        """The peer is no longer served: out of the loop, out of the handshakes or the conversation."""
+        self.selector.unregister(peer.sock)
+        if self.conversation is peer:
+            self.conversation = None
+        else:
+            del self.handshakes[peer.sock]
+
     def linger(self, sock: socket.socket) -> None:
-        """W-7: shut down our side, then drain until the peer closes or the deadline."""
-        if self.peer and self.peer.sock is sock:
-            self.selector.unregister(sock)
-            self.peer = None
+        """W-7: shut down our side, then drain until the peer closes or the deadline. A draining
+        socket is neither a conversation nor a handshake: it keeps no newcomer out (S-8)."""
         try:
             sock.shutdown(socket.SHUT_WR)
         except OSError:
@@ -292,55 +395,63 @@ class Server:
         del self.lingering[sock]
         sock.close()
 
-    def on_peer(self, sock: socket.socket) -> None:
-        peer = self.peer
-        assert peer is not None and peer.sock is sock
+    def served(self, peer: Peer) -> bool:
+        return self.conversation is peer or self.handshakes.get(peer.sock) is peer
+
+    def on_peer(self, peer: Peer) -> None:
         try:
-            data = sock.recv(RECV_SIZE)
+            data = peer.sock.recv(RECV_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             data = b""  # a reset is a lost connection like any other (S-9)
         peer.conn.receive_data(data)
         try:
-            while self.peer is peer and (event := peer.conn.next_event()) is not NEED_DATA:
+            while self.served(peer) and (event := peer.conn.next_event()) is not NEED_DATA:
                 self.on_event(peer, event)
         except ProtocolError as exc:
-            self.fail(exc)
+            self.fail(peer, exc)
         except PeerGone:
             self.drop(peer)
 
     def on_event(self, peer: Peer, event: object) -> None:
         match event:
-            case Hello(handle):
+            case Hello(handle):  # only in a handshake: a second HELLO is UNEXPECTED (section 4)
                 send_frame(peer.sock, peer.conn.send(Hello(self.handle)))
+                del self.handshakes[peer.sock]
                 peer.handle, peer.deadline = handle, None
+                self.conversation = peer
                 self.term.line(f"Established connection with {peer.address}...")
+                for other in list(self.handshakes.values()):  # S-8: the first HELLO has the conversation
+                    self.release(other)
+                    self.refuse_busy(other.sock)
             case Message(text):
                 self.term.line(f"{peer.handle}> {text}")
                 self.term.prompt(f"{self.handle}> ")
             case Error(code, reason):
-                self.term.line(f"The client sent ERROR {code} {error_name(code)}: {reason}")
+                if peer.established:  # S-10; from a handshake, nothing is shown (S-9)
+                    self.term.line(f"The client sent ERROR {code} {error_name(code)}: {reason}")
                 self.drop(peer)
             case Quit() | ConnectionClosed():
                 self.drop(peer)
 
     def drop(self, peer: Peer) -> None:
-        """S-9: the client quit or its connection ended."""
-        self.selector.unregister(peer.sock)
+        """S-9: the client quit or its connection ended (a handshake's end shows nothing)."""
+        self.release(peer)
         peer.sock.close()
-        self.peer = None
         if peer.established:
             self.discard_typing()  # before the news: what is typed after it is meant for what comes next
             self.term.line(DROPPED)
 
-    def fail(self, exc: ProtocolError) -> None:
+    def fail(self, peer: Peer, exc: ProtocolError) -> None:
         """E-2, S-10, S-11: the client broke the protocol (or timed out): ERROR, then close."""
-        peer = self.peer
-        assert peer is not None
-        with contextlib.suppress(PeerGone):
+        self.release(peer)
+        try:
             send_frame(peer.sock, peer.conn.send(Error(exc.code, exc.reason)))
-        self.linger(peer.sock)
+        except PeerGone:
+            peer.sock.close()
+        else:
+            self.linger(peer.sock)
         if peer.established:
             self.discard_typing()
         self.term.line(f"Closed the connection with {peer.address}: "
@@ -348,25 +459,32 @@ class Server:
 
     def quit_peer(self) -> None:
         """S-9, S-12: the operator ends the conversation."""
-        peer = self.peer
-        assert peer is not None and peer.established
-        with contextlib.suppress(PeerGone):
+        peer = self.conversation
+        assert peer is not None
+        self.release(peer)
+        try:
             send_frame(peer.sock, peer.conn.send(Quit()))
-        self.linger(peer.sock)
+        except (PeerGone, LocalProtocolError):  # gone, or its QUIT or ERROR is already in (not read yet)
+            peer.sock.close()
+        else:
+            self.linger(peer.sock)
         self.discard_typing()
         self.term.line(YOU_CLOSED)
 
     # -- the operator
 
     def on_terminal(self, _: object) -> None:
+        assert self.term_in is not None
         try:
-            data = os.read(self.term_in, RECV_SIZE)
+            data = self.gate.read(self.term_in, RECV_SIZE)
+        except Interrupted:
+            return  # a stop signal: its byte on the wake-up socket stops the server next
         except OSError:
             data = b""
         if not data:
             for line in self.lines.finish():
                 self.on_line(line)
-            if self.peer and self.peer.established:
+            if self.conversation:
                 self.quit_peer()  # Ctrl-D in a conversation means \quit; a next one ends the server
             else:
                 self.shut_down()
@@ -378,60 +496,61 @@ class Server:
     def discard_typing(self) -> None:
         """S-9: a line half typed to a client that has gone must not become the next client's
         first message, so the terminal's pending input is thrown away."""
-        if os.isatty(self.term_in):
+        if self.term_in is not None and os.isatty(self.term_in):
             termios.tcflush(self.term_in, termios.TCIFLUSH)
-
-    def operators_turn(self) -> bool:
-        return self.peer is not None and self.peer.conn.state is State.SERVER_TURN
 
     def on_line(self, line: bytes | None) -> None:
         text, problem = typed_problem(line)
-        established = self.peer is not None and self.peer.established
-        if text == QUIT_COMMAND and established:
+        peer = self.conversation
+        if peer is None:  # S-6: \quit too; connections in their handshake are no conversation
+            self.term.line(NO_CLIENT)
+        elif text == QUIT_COMMAND:
             self.quit_peer()  # F-3: in or out of turn
-        elif not established:
-            self.term.line("No client is connected; the line was not sent.")
-        elif not self.operators_turn():
+        elif peer.conn.state is not State.SERVER_TURN:
             self.term.line("Not your turn; the line was not sent.")
         elif problem:
             self.term.line(f"Message not sent: it {problem}.")
             self.term.prompt(f"{self.handle}> ")
         else:
-            assert self.peer is not None
             try:
-                send_frame(self.peer.sock, self.peer.conn.send(Message(text)))
+                send_frame(peer.sock, peer.conn.send(Message(text)))
             except PeerGone:
-                self.drop(self.peer)
+                self.drop(peer)
 
     def on_signal(self, _: object) -> None:
         try:
             signums = self.wakeup_r.recv(64)
         except (BlockingIOError, InterruptedError):
             return
-        if signal.SIGINT in signums and os.isatty(self.term_in):
+        if signal.SIGINT in signums and self.term_in is not None and os.isatty(self.term_in):
             self.term.prompt_showing = True  # the terminal echoed ^C on the current line
         self.shut_down()
 
     def shut_down(self) -> None:
-        """S-12: QUIT to a client in conversation, then stop."""
-        if self.peer and self.peer.established:
-            peer = self.peer
+        """S-12: QUIT to a client in conversation, the handshakes closed, then stop."""
+        if not self.running:
+            return
+        self.running = False
+        if peer := self.conversation:
             self.quit_peer()
             self.drain_now(peer.sock)
-        elif self.peer:
-            self.peer.sock.close()
-            self.peer = None
+        for peer in list(self.handshakes.values()):
+            self.release(peer)
+            peer.sock.close()
         for sock in list(self.lingering):
             self.forget(sock)
-        self.running = False
 
     def drain_now(self, sock: socket.socket) -> None:
-        """W-7 before exit: let the QUIT reach the client instead of a reset (at most LINGER_SECONDS)."""
+        """W-7 before exit: let the QUIT reach the client instead of a reset. S-12: until the client
+        closes, at most LINGER_SECONDS, and a further stop signal ends it at once."""
         deadline = time.monotonic() + LINGER_SECONDS
         with selectors.PollSelector() as just_this:
             just_this.register(sock, selectors.EVENT_READ)
+            just_this.register(self.wakeup_r, selectors.EVENT_READ)
             while sock in self.lingering and (left := deadline - time.monotonic()) > 0:
-                if just_this.select(left):
+                for key, _ in just_this.select(left):
+                    if key.fileobj is self.wakeup_r:
+                        return
                     self.on_linger(sock)
 
 
@@ -486,9 +605,14 @@ def main(argv: list[str]) -> int:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)  # create_server adds the address
         print(f"chatserve: cannot listen on port {args.port}: {reason}", file=sys.stderr)
         return 1
-    term = Terminal(sys.stdout)
+    gate = SignalGate()
+    term = Terminal(sys.stdout.fileno(), gate, sys.stdout.encoding or "utf-8")
+    # S-12: no standard input at all (closed) is the end of input; a file such as /dev/null is read
+    # like a terminal, and is at its end at once.
+    term_in = sys.stdin.fileno() if sys.stdin is not None else None
+    server = Server(listener, args.handle, args.handshake_timeout, term_in, term, gate)
     term.line(f"Listening on port {listener.getsockname()[1]}...")
-    return Server(listener, args.handle, args.handshake_timeout, sys.stdin.fileno(), term).run()
+    return server.run()
 
 
 if __name__ == "__main__":

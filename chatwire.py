@@ -94,6 +94,8 @@ INVISIBLE = re.compile(
 )
 # T-6: the bidi embeddings, overrides and isolates, whose effect can outlast the message's text.
 OVERRIDES = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# S-13: what an ERROR reason may not show of itself: control characters and direction overrides.
+UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def decode_text(raw: bytes) -> str | None:
@@ -147,9 +149,10 @@ codecs.register_error("chatwire.question-mark", _question_mark)
 
 
 def printable(raw: bytes) -> str:
-    """S-13: text for the terminal, each invalid sequence and control character as '?'."""
+    """S-13: text for the terminal, each invalid sequence, control character and direction
+    override (T-6) as '?'."""
     text = raw.decode("utf-8", errors="chatwire.question-mark")
-    return "".join("?" if is_control(ch) else ch for ch in text)
+    return UNSHOWABLE.sub("?", text)
 
 
 # --- events --------------------------------------------------------------------------------
@@ -377,7 +380,8 @@ def _encode_payload(event: Hello | Message | Quit | Error) -> tuple[FrameType, b
             return FrameType.QUIT, b""
         case Error(code, reason):
             raw = reason.encode()
-            if len(raw) > REASON_MAX or CONTROL.search(reason):
-                raise LocalProtocolError("an ERROR reason is at most 200 bytes without control characters")
+            if len(raw) > REASON_MAX or UNSHOWABLE.search(reason):
+                raise LocalProtocolError("an ERROR reason is at most 200 bytes without control characters "
+                                         "or direction overrides")
             return FrameType.ERROR, ERROR_BODY.build({"code": code, "reason": raw})
     raise LocalProtocolError(f"not an event that can be sent: {event!r}")

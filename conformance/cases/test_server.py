@@ -15,7 +15,9 @@ one's own therefore FAILs one text case, not the behaviour around it.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import select
 import threading
 import time
 from collections.abc import Iterator
@@ -160,6 +162,34 @@ def as_found(ctx: Context) -> None:
 def exact(reqs: str, what: str, expected: str, got: str) -> None:
     if got != expected:
         raise CaseFailure(reqs, what, [repr(expected)], repr(got))
+
+
+DRAIN_LIMIT = 1.0  # W-7: seconds a closing peer drains at most
+IDLE_CPU_SHARE = 0.25  # of a window: a busy loop takes most of a core even on a loaded machine
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) of the process tree of `pid` so far, from /proc."""
+    ticks = 0
+    for member in procstate.descendants(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def take(peer: WirePeer, size: int, timeout: float) -> bytes:
+    """Up to `size` bytes from the raw socket within `timeout`, leaving our side open (WirePeer's
+    reads end our side after a QUIT or ERROR, which would end the server's drain, W-7)."""
+    got = b""
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(OSError):
+        while len(got) < size and (left := deadline - time.monotonic()) > 0:
+            if select.select([peer.sock], [], [], left)[0]:
+                if not (data := peer.sock.recv(size - len(got))):
+                    break
+                got += data
+    return got
 
 
 def listening_ports(pid: int) -> set[int]:
@@ -519,19 +549,21 @@ def case_drop_while_typing(fresh_server: ServerUnderTest) -> None:
 # --- BUSY ------------------------------------------------------------------------------------
 
 
-@case("S-BUSY-1", reqs="S-8 E-4 W-7", title="a second client gets the golden ERROR BUSY 'busy' and is closed",
-      needs=("S-HELLO-1",))
-@pytest.mark.parametrize("first", ["in-conversation", "in-handshake"])
+@case("S-BUSY-1", reqs="S-8 E-4 W-7", title="a client refused gets the golden ERROR BUSY 'busy' and is closed: one "
+      "arriving during a conversation, one in its handshake when another's HELLO came first", needs=("S-HELLO-1",))
+@pytest.mark.parametrize("first", ["in-conversation", "hello-came-first"])
 def case_busy(server: ServerUnderTest, first: str) -> None:
-    one = connected(server) if first == "in-conversation" else server.connect()
-    two = server.connect()
-    two.send(Hello("Eve"))  # which a server that refuses at once leaves unread (W-7)
+    if first == "in-conversation":
+        one = connected(server)
+        two = server.connect()
+        two.send(Hello("Eve"))  # which a server that refuses at once leaves unread (W-7)
+    else:
+        two = server.connect()
+        two.send_raw(vectors.by_name("hello-chris").data[:4])  # half a HELLO, unread when it is refused (W-7)
+        one = connected(server)  # its HELLO is the first: the conversation is its, the other is refused (S-8)
     two.expect_bytes("S-8 E-4", "ERROR BUSY 'busy', byte for byte", vectors.by_name("error-busy").data)
     two.expect_closed("S-8 W-7", "the refused connection is closed")
-    if first == "in-conversation":
-        end(server, one)
-    else:
-        one.close()
+    end(server, one)
 
 
 @case("S-BUSY-2", reqs="S-8", title="the conversation goes on untouched after a second client is refused",
@@ -548,6 +580,97 @@ def case_busy_untouched(server: ServerUnderTest) -> None:
     if "Eve" in server.terminal.output_since():
         raise CaseFailure("S-8", "the refused client must not appear on the screen")
     end(server, one)
+
+
+IDLE_HANDSHAKES = 8
+
+
+def refused(event: object) -> bool:
+    """Refused at once: ERROR BUSY, or (judged by S-BUSY-1, not here) closed without it."""
+    return (isinstance(event, Error) and event.code == ErrorCode.BUSY) or isinstance(event, ConnectionClosed)
+
+
+@case("S-BUSY-3", reqs="S-8 S-11", title="connections in their handshake keep no one out: a client arriving among "
+      "idle ones is served at once, and they then get BUSY", needs=("S-HELLO-1",))
+def case_handshakes_together(server: ServerUnderTest) -> None:
+    idle = [server.connect() for _ in range(IDLE_HANDSHAKES)]
+    for peer in idle[::2]:
+        peer.send_raw(vectors.by_name("hello-chris").data[:4])  # half a HELLO, then nothing
+    try:
+        one = connected(server)
+    except CaseFailure as exc:
+        raise CaseFailure("S-8", f"a client arriving while {IDLE_HANDSHAKES} connections are in their handshake: "
+                                 f"{exc.what}", exc.expected, exc.got) from None
+    for n, peer in enumerate(idle, 1):
+        # BUSY as soon as the conversation has begun; a server that served them one after another
+        # would time each out first (TIMEOUT), or keep them waiting
+        event = peer.next_event("S-8", f"the answer to idle connection {n} once another's HELLO took the "
+                                       "conversation")
+        if not refused(event):  # S-BUSY-1 judges the BUSY frame itself
+            raise CaseFailure("S-8", f"idle connection {n} of {IDLE_HANDSHAKES}, once another client's HELLO took "
+                                     "the conversation", ["ERROR BUSY", "the connection closed"], describe(event))
+    one.send(Message("among idle ones"))
+    if server.program:
+        expect_shown(server, "Chris", "among idle ones", "S-8 S-5", "the message of the client served among idle "
+                                                                     "connections")
+    end(server, one)
+
+
+@case("S-BUSY-4", reqs="S-8", title="with 64 connections in their handshake, the 65th gets BUSY at once",
+      needs=("S-HELLO-1",))
+def case_handshake_bound(server: ServerUnderTest) -> None:
+    idle = [server.connect() for _ in range(64)]
+    extra = server.connect()
+    event = extra.next_event("S-8", "the answer to a 65th connection while 64 are in their handshake")
+    if not refused(event):  # S-BUSY-1 judges the BUSY frame itself
+        raise CaseFailure("S-8", "the answer to a 65th connection while 64 are in their handshake",
+                          ["ERROR BUSY, at once", "the connection closed, at once"], describe(event))
+    for peer in idle:
+        peer.close()
+    server.close_peers()
+    serves_next(server, "S-8")
+
+
+@case("S-NEXT-2", reqs="S-8 W-7", title="a client arriving while the last conversation's connection drains (W-7) is "
+      "served", needs=("S-HELLO-1",))
+def case_served_during_drain(server: ServerUnderTest) -> None:
+    old = connected(server)
+    server_turn(server, old)
+    server.terminal.type("\\quit")
+    got = take(old, 3, server.opts.step)  # the QUIT; this side stays open: the server drains it (W-7)
+    if got != vectors.by_name("quit").data:
+        raise CaseFailure("S-9", "QUIT after the operator's \\quit", ["51 00 00"], got.hex(" ") or "nothing")
+    shown_line(server, "S-9", "a line saying that the operator ended the conversation", typed=("\\quit",))
+    try:
+        peer = connected(server)
+    except CaseFailure as exc:
+        raise CaseFailure("S-8 W-7", f"a client arriving while the last connection drains: {exc.what}",
+                          exc.expected, exc.got) from None
+    peer.send(Message("not kept out"))
+    if server.program:
+        expect_shown(server, "Chris", "not kept out", "S-8", "the message of the client served during the drain")
+    old.close()
+    end(server, peer)
+
+
+@case("S-IDLE-1", reqs="S-14 W-7 S-11", title="waiting with a connection in its handshake and one in its W-7 drain "
+      "uses no CPU", needs=("S-HELLO-1",))
+def case_no_busy_loop(server: ServerUnderTest) -> None:
+    if server.program is None:
+        pytest.skip("not applicable with --attach: the server's CPU time is not visible")
+    server.connect()  # in its handshake: a deadline (S-11)
+    bad = server.connect()
+    bad.send_raw(bytes.fromhex("580000"))  # MALFORMED: ERROR, then a drain (W-7) while this side stays open
+    take(bad, 3, server.opts.step)  # the ERROR's header: its drain has begun
+    pid = server.program.pid
+    before, started = cpu_seconds(pid), time.monotonic()
+    time.sleep(min(0.8, server.opts.handshake_timeout * 0.8))  # the measurement: CPU time over a window
+    used, window = cpu_seconds(pid) - before, time.monotonic() - started
+    settle_line(server)  # the line for the ERROR sent
+    if used > window * IDLE_CPU_SHARE:
+        raise CaseFailure("S-14", f"CPU time while waiting {window:.2f} s, with a connection in its handshake and one "
+                                  "in its drain (W-7)", [f"at most {window * IDLE_CPU_SHARE:.2f} s"],
+                          f"{used:.2f} s: a busy loop")
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -631,7 +754,92 @@ def case_error_received_text(server: ServerUnderTest, ctx: Context) -> None:
           "The client sent ERROR 3 UNEXPECTED: bad?[2J", said)
 
 
+@case("S-ERR-5", reqs="S-10 S-9", title="an ERROR from a connection still in its handshake shows nothing",
+      needs=("S-HELLO-1",))
+def case_error_in_handshake(server: ServerUnderTest) -> None:
+    on_screen(server)
+    peer = server.connect()
+    peer.send_raw(bytes.fromhex("45000b") + b"\x03" + b"not-a-chat")
+    peer.expect_closed("S-10 W-8", "the server closes after the ERROR of a connection in its handshake")
+    settle_line(server)  # a line, if the server shows one: judged below
+    serves_next(server, "S-10")  # and the next client is served as usual
+    if "not-a-chat" in server.terminal.output_since():
+        raise CaseFailure("S-10 S-9", "the ERROR of a connection that never said HELLO must not reach the screen",
+                          ["nothing shown for it"], repr(server.terminal.output_since()[-300:]))
+
+
+@case("S-ERR-6", reqs="S-13 T-6 W-6", title="direction overrides in an ERROR reason do not reach the screen",
+      needs=("S-HELLO-1",))
+def case_error_reason_overrides(server: ServerUnderTest) -> None:
+    on_screen(server)
+    peer = connected(server)
+    reason = "bad \u202eknil\u2066 end".encode()
+    peer.send_raw(bytes([FrameType.ERROR]) + (len(reason) + 1).to_bytes(2, "big") + b"\x03" + reason)
+    said = shown_line(server, "S-10 S-13", "a line showing the client's ERROR and its reason")
+    peer.expect_closed("S-10 W-8", "the server closes after the client's ERROR")
+    settle_line(server)  # the line saying that the conversation ended
+    if "bad" not in said or "end" not in said:
+        raise CaseFailure("S-10 S-13", "the client's ERROR reason shown, its direction overrides made harmless",
+                          ["a line holding 'bad', 'knil' and 'end', without U+202E or U+2066"], repr(said))
+    if found := [f"U+{ord(ch):04X}" for ch in server.terminal.output_since() if ch in "\u202a\u202b\u202c\u202d"
+                 "\u202e\u2066\u2067\u2068\u2069"]:
+        raise CaseFailure("S-13 T-6", "a direction override of an ERROR reason reached the screen", ["none"],
+                          ", ".join(found))
+
+
 # --- the operator's keys ------------------------------------------------------------------------
+
+
+@case("S-QUIT-4", reqs="S-6 S-8", title="\\quit with no conversation (a connection in its handshake) changes nothing",
+      needs=("S-HELLO-1",))
+def case_quit_without_conversation(fresh_server: ServerUnderTest) -> None:
+    srv = fresh_server
+    waiting = srv.connect()  # in its handshake: no conversation (and no waiting here: it has a timeout)
+    srv.terminal.type("\\quit")
+    shown_line(srv, "S-6", "the notice for \\quit typed with no conversation", typed=("\\quit",))
+    waiting.send(Hello("Chris"))
+    reply = waiting.expect("S-6 S-8", "the answer to the HELLO of the connection that was in its handshake "
+                                      "when \\quit was typed")
+    if not isinstance(reply, Hello):
+        raise CaseFailure("S-6 S-8", "the connection in its handshake when \\quit was typed is served",
+                          ["the server's HELLO"], describe(reply))
+    settle_line(srv)
+    end(srv, waiting)
+    serves_next(srv, "S-6")
+
+
+@case("S-CTRLC-2", reqs="S-12 W-7", title="Ctrl-C ends the server within the W-7 drain even if the client never "
+      "closes", needs=("S-HELLO-1",))
+def case_ctrl_c_client_open(fresh_server: ServerUnderTest) -> None:
+    srv = fresh_server
+    peer = connected(srv)
+    server_turn(srv, peer)
+    srv.terminal.interrupt()
+    got = take(peer, 3, srv.opts.step)  # the QUIT; this side stays open, and reads nothing more
+    if got != vectors.by_name("quit").data:
+        raise CaseFailure("S-12", "QUIT after Ctrl-C", ["51 00 00"], got.hex(" ") or "nothing")
+    srv.terminal.wait_exit("S-12 W-7", "Ctrl-C, with the client's side still open (the drain lasts at most 1 s)",
+                           timeout=(DRAIN_LIMIT + 1.0) * srv.opts.timeout_scale)
+
+
+@case("S-STDIN-1", reqs="S-12 X-2", title="with /dev/null as its input the server exits 0 at once, without a traceback")
+def case_dev_null_input(opts: Options, ctx: Context, server_pool: ServerPool) -> None:
+    if opts.attach:
+        pytest.skip("not applicable with --attach: this case needs a server process of its own")
+    if server_pool.start_failure:  # as for every server this run starts (ServerPool.start)
+        pytest.skip(f"BLOCKED: {server_pool.start_failure}")
+    argv = substitute(opts.command, port=0, host=opts.host, handshake_timeout=opts.handshake_timeout)
+    program = Program("server (input /dev/null)", ["/bin/sh", "-c", 'exec "$@" </dev/null', "sh", *argv], opts.step)
+    ctx.watch(program)
+    try:
+        status = program.wait_exit("S-12", "the end of its input (/dev/null)")
+        if "Traceback" in program.transcript:
+            raise CaseFailure("S-12", "a traceback on the screen with /dev/null as the server's input")
+        exact("S-12 X-2", "the exit status with /dev/null as the server's input", "0", str(status))
+    finally:
+        program.stop()
+
+
 
 
 @case("S-CTRLC-1", reqs="S-12", title="Ctrl-C in a conversation sends QUIT and ends the server without a traceback",

@@ -106,8 +106,8 @@ SERVER_MUTANTS = [
            "misses frames after a MESSAGE in the same read (W-5): they wait for more input",
            {"S-MSG-1[coalesced]", "S-QUIT-1[coalesced]", "S-ERR-2[two-messages]"}),
     mutant("srv-handle-in-message", "server", "chatserve.py",
-           "self.peer.conn.send(Message(text))",
-           'self.peer.conn.send(Message(f"{self.handle}> {text}"))',
+           "peer.conn.send(Message(text))",
+           'peer.conn.send(Message(f"{self.handle}> {text}"))',
            "sends 'HostA> text' as the MESSAGE instead of the text alone (S-5, W-3)",
            {"S-MSG-2", "S-MSG-3", "S-MSG-4", "S-MSG-5"}),
     mutant("srv-message-form", "server", "chatserve.py",
@@ -126,11 +126,10 @@ SERVER_MUTANTS = [
            "wrong out-of-turn notice: 'Not your turn.' (S-6)",
            {"S-TEXT-3[not-your-turn]"}),
     mutant("srv-leaves-without-quit", "server", "chatserve.py",
-           "        with contextlib.suppress(PeerGone):\n"
            "            send_frame(peer.sock, peer.conn.send(Quit()))\n",
-           "",
+           "            pass  # mutant: closed without QUIT\n",
            "the operator's \\quit, Ctrl-D and Ctrl-C close the connection without sending QUIT (S-9, S-12)",
-           {"S-QUIT-2", "S-QUIT-3", "S-CTRLC-1", "S-EOF-1"}),
+           {"S-QUIT-2", "S-QUIT-3", "S-CTRLC-1", "S-EOF-1", "S-CTRLC-2", "S-NEXT-2"}),
     mutant("srv-stale-handle", "server", "chatserve.py",
            "                peer.handle, peer.deadline = handle, None\n",
            '                peer.handle, peer.deadline = self.__dict__.setdefault("first", handle), None  # mutant\n',
@@ -141,9 +140,8 @@ SERVER_MUTANTS = [
            "            case Quit():\n"
            "                self.drop(peer)\n"
            "            case ConnectionClosed():  # mutant: a lost client goes without a word\n"
-           "                self.selector.unregister(peer.sock)\n"
-           "                peer.sock.close()\n"
-           "                self.peer = None\n",
+           "                self.release(peer)\n"
+           "                peer.sock.close()\n",
            "says nothing when a client's connection ends without QUIT (S-9, E-5)",
            {"S-DROP-1", "S-DROP-2", "S-TEXT-4[lost]"}),
     mutant("srv-dropped-wording", "server", "chatserve.py",
@@ -164,10 +162,10 @@ SERVER_MUTANTS = [
     mutant("srv-busy-ends-conversation", "server", "chatserve.py",
            "        self.linger(sock)\n",
            "        self.linger(sock)\n"
-           "        if self.peer:  # mutant: the refusal ends the conversation going on too\n"
-           "            self.drop(self.peer)\n",
+           "        if self.conversation:  # mutant: the refusal ends the conversation going on too\n"
+           "            self.drop(self.conversation)\n",
            "a BUSY refusal also ends the conversation going on (S-8: it is not disturbed)",
-           {"S-BUSY-2"}),
+           {"S-BUSY-2", "S-BUSY-3"}),
     mutant("srv-default-handle", "server", "chatserve.py",
            'DEFAULT_HANDLE = "HostA"',
            'DEFAULT_HANDLE = "Host"',
@@ -184,10 +182,10 @@ SERVER_MUTANTS = [
            "accepts an 11-character handle (T-1)",
            {"S-ERR-1[hello-11-ascii-*]"}),
     mutant("srv-raw-esc", "server", "chatwire.py",
-           '    return "".join("?" if is_control(ch) else ch for ch in text)\n',
+           '    return UNSHOWABLE.sub("?", text)\n',
            "    return text\n",
            "prints raw ESC: the client's ERROR reason reaches the screen unsanitised (S-13)",
-           {"S-ERR-4", "S-TEXT-5"}),
+           {"S-ERR-4", "S-TEXT-5", "S-ERR-6"}),
     mutant("srv-error-wording", "server", "chatserve.py",
            'f"The client sent ERROR {code} {error_name(code)}: {reason}"',
            'f"The client sent ERROR {code}: {reason}"',
@@ -199,10 +197,69 @@ SERVER_MUTANTS = [
            "no TIMEOUT: a connection that never completes HELLO is kept forever (S-11)",
            {"S-TIMEOUT-1"}),
     mutant("srv-exit-status", "server", "chatserve.py",
-           "        self.term.end_line()\n        return 0\n",
-           "        self.term.end_line()\n        return 1\n",
+           "        self.gate.disarm()\n        return 0\n",
+           "        self.gate.disarm()\n        return 1\n",
            "wrong exit status: 1 instead of 0 after Ctrl-C or Ctrl-D (S-12, X-2)",
-           {"S-TEXT-6"}),
+           {"S-TEXT-6", "S-STDIN-1"}),
+    # Issue 14: concurrent handshakes (S-8) and the server's open points (S-6, S-10, S-12, S-13, S-14).
+    mutant("srv-one-handshake-at-a-time", "server", "chatserve.py",
+           "            if self.conversation is None and len(self.handshakes) < MAX_HANDSHAKES:\n",
+           "            if self.conversation is None and not self.handshakes:  # mutant: one handshake at a time\n",
+           "one connection in its handshake makes every other arrival BUSY, the S-8 of before: one idle "
+           "connection per handshake timeout keeps every client out (S-8)",
+           {"S-BUSY-1[hello-came-first]", "S-BUSY-3"}),
+    mutant("srv-unbounded-handshakes", "server", "chatserve.py",
+           "MAX_HANDSHAKES = 64 ",
+           "MAX_HANDSHAKES = 1 << 20 ",
+           "no bound on the connections in their handshake: a 65th is kept waiting, not refused BUSY at once (S-8)",
+           {"S-BUSY-4"}),
+    mutant("srv-draining-is-busy", "server", "chatserve.py",
+           "            if self.conversation is None and len(self.handshakes) < MAX_HANDSHAKES:\n",
+           "            if self.conversation is None and len(self.handshakes) < MAX_HANDSHAKES \\\n"
+           "                    and getattr(self, 'closing', None) not in self.lingering:  # mutant\n",
+           "the last conversation's socket, in its W-7 drain after the operator's \\quit, still counts as a "
+           "conversation: a client arriving during the drain gets BUSY (S-8, W-7)",
+           {"S-NEXT-2"},
+           more=(("        else:\n            self.linger(peer.sock)\n        self.discard_typing()\n",
+                  "        else:\n            self.linger(peer.sock)\n"
+                  "            self.closing = peer.sock  # mutant: remembered as still open\n"
+                  "        self.discard_typing()\n"),)),
+    mutant("srv-busy-loop", "server", "chatserve.py",
+           "        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None\n",
+           "        return 0.0 if deadlines else None  # mutant: polls while a deadline is pending\n",
+           "polls without sleeping while a handshake or a drain is pending: a busy loop (S-14)",
+           {"S-IDLE-1"}),
+    mutant("srv-handshake-error-shown", "server", "chatserve.py",
+           "                if peer.established:  # S-10; from a handshake, nothing is shown (S-9)\n",
+           "                if True:  # mutant: shown for a connection in its handshake too\n",
+           "shows the ERROR of a connection still in its handshake, a stranger's words on the screen (S-10)",
+           {"S-ERR-5"}),
+    mutant("srv-quit-stops-server", "server", "chatserve.py",
+           "        if peer is None:  # S-6: \\quit too; connections in their handshake are no conversation\n",
+           "        if peer is None and text == QUIT_COMMAND:  # mutant: \\quit with no client stops the server\n"
+           "            self.shut_down()\n"
+           "        elif peer is None:\n",
+           "\\quit typed with no conversation stops the server and closes the handshakes (S-6)",
+           {"S-QUIT-4"}),
+    mutant("srv-drains-until-closed", "server", "chatserve.py",
+           "        deadline = time.monotonic() + LINGER_SECONDS\n",
+           "        deadline = time.monotonic() + 3600  # mutant: no bound on the drain before exit\n",
+           "after Ctrl-C it waits for the client to close, however long, whatever signal comes: not promptly "
+           "(S-12, W-7)",
+           {"S-CTRLC-2"},
+           more=(("                    if key.fileobj is self.wakeup_r:\n                        return\n",
+                  "                    if key.fileobj is self.wakeup_r:  # mutant: signals ignored\n"
+                  "                        self.wakeup_r.recv(64)\n                        continue\n"),)),
+    mutant("srv-shows-overrides", "server", "chatwire.py",
+           '    return UNSHOWABLE.sub("?", text)\n',
+           '    return CONTROL.sub("?", text)  # mutant: direction overrides shown\n',
+           "shows a direction override (U+202E) of an ERROR reason raw, reversing the rest of the line (S-13)",
+           {"S-ERR-6"}),
+    mutant("srv-epoll", "server", "chatserve.py",
+           "        self.selector = selectors.PollSelector()\n",
+           "        self.selector = selectors.EpollSelector()  # mutant: epoll refuses /dev/null\n",
+           "crashes with a traceback when its input is /dev/null, which epoll refuses (S-12, X-2)",
+           {"S-STDIN-1"}),
 ]
 
 CLIENT_MUTANTS = [

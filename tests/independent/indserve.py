@@ -43,6 +43,7 @@ CODE_NAMES = {1: "BUSY", 2: "MALFORMED", 3: "UNEXPECTED", 4: "BAD_HANDLE", 5: "T
 START, CLIENT_TURN, SERVER_TURN = "START", "CLIENT_TURN", "SERVER_TURN"
 USAGE = "usage: chatserve.py [PORT] [--handle NAME] [--handshake-timeout SECONDS]"
 DRAIN_SECONDS = 1.0
+MAX_HANDSHAKES = 64  # S-8
 SEND_TIMEOUT = 5.0
 
 
@@ -87,7 +88,8 @@ class Server:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, lambda *_: None)  # the byte on the wakeup fd tells the loop (S-12)
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
-        self.conn: Conn | None = None
+        self.conn: Conn | None = None  # the conversation, past its HELLO
+        self.handshakes: dict[socket.socket, Conn] = {}  # S-8: connections before their HELLO
         self.draining: dict[socket.socket, float] = {}
         self.tty = os.isatty(0)
         self.inbuf = b""
@@ -128,16 +130,19 @@ class Server:
                     self.stop(signal.SIGINT in signums)  # only SIGINT, SIGTERM and SIGHUP have handlers
                 elif key.data == "stdin":
                     self.read_stdin()
-                elif key.data == "conn" and self.conn is not None and key.fileobj is self.conn.sock:
-                    self.read_conn()
+                elif key.data == "conn" and (conn := self.serving(key.fileobj)) is not None:
+                    self.read_conn(conn)
                 elif key.data == "drain" and key.fileobj in self.draining:
                     self.read_drain(cast(socket.socket, key.fileobj))
             self.expire()
 
+    def serving(self, sock: object) -> Conn | None:
+        if self.conn is not None and sock is self.conn.sock:
+            return self.conn
+        return self.handshakes.get(cast(socket.socket, sock))
+
     def timeout(self) -> float | None:
-        deadlines = list(self.draining.values())
-        if self.conn is not None and self.conn.state == START:
-            deadlines.append(self.conn.deadline)
+        deadlines = [*self.draining.values(), *(c.deadline for c in self.handshakes.values())]
         return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
 
     def expire(self) -> None:
@@ -145,8 +150,8 @@ class Server:
         for sock, deadline in list(self.draining.items()):
             if deadline <= now:
                 self.end_drain(sock)
-        if self.conn is not None and self.conn.state == START and self.conn.deadline <= now:
-            self.violation(TIMEOUT, f"no HELLO within {self.hs_timeout:g} s")
+        for conn in [c for c in self.handshakes.values() if c.deadline <= now]:  # S-11: each on its own clock
+            self.violation(conn, TIMEOUT, f"no HELLO within {self.hs_timeout:g} s")
 
     # -- connections
     def accept(self) -> None:
@@ -155,15 +160,18 @@ class Server:
                 sock, addr = self.lsock.accept()
             except OSError:  # nothing more to accept (or a connection already gone)
                 return
-            if self.conn is None:
-                self.conn = Conn(sock, show_addr(addr), time.monotonic() + self.hs_timeout)
+            if self.conn is None and len(self.handshakes) < MAX_HANDSHAKES:
+                self.handshakes[sock] = Conn(sock, show_addr(addr), time.monotonic() + self.hs_timeout)
                 sock.settimeout(SEND_TIMEOUT)
                 self.sel.register(sock, selectors.EVENT_READ, "conn")
             else:  # S-8: refuse quietly
-                sock.setblocking(False)
-                with contextlib.suppress(OSError):
-                    sock.send(error_frame(BUSY, "busy"))
-                self.close_gracefully(sock)
+                self.refuse(sock)
+
+    def refuse(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        with contextlib.suppress(OSError):
+            sock.send(error_frame(BUSY, "busy"))
+        self.close_gracefully(sock)
 
     def close_gracefully(self, sock: socket.socket) -> None:
         """W-7: shut down our sending side, then drain for up to a second inside the loop."""
@@ -188,19 +196,24 @@ class Server:
         del self.draining[sock]
         sock.close()
 
-    def send(self, data: bytes) -> bool:
-        assert self.conn is not None
+    def send(self, data: bytes, conn: Conn | None = None) -> bool:
+        conn = conn or self.conn
+        assert conn is not None
         try:
-            self.conn.sock.sendall(data)
+            conn.sock.sendall(data)
             return True
         except OSError:
             return False
 
-    def finish(self, line: str | None, graceful: bool) -> None:
-        """End the current connection; print `line`; discard half-typed input if it was a conversation."""
-        conn = self.conn
+    def finish(self, line: str | None, graceful: bool, conn: Conn | None = None) -> None:
+        """End a connection (the conversation's by default); print `line`; discard half-typed input
+        if it was a conversation."""
+        conn = conn or self.conn
         assert conn is not None
-        self.conn = None
+        if conn is self.conn:
+            self.conn = None
+        else:
+            del self.handshakes[conn.sock]
         was_talking = conn.state != START
         self.sel.unregister(conn.sock)
         if graceful:
@@ -214,19 +227,16 @@ class Server:
                 termios.tcflush(0, termios.TCIFLUSH)
             self.inbuf = b""
 
-    def violation(self, code: int, reason: str) -> None:
+    def violation(self, conn: Conn, code: int, reason: str) -> None:
         """E-2 / S-10: the client broke the protocol (or S-11: it never said HELLO)."""
-        assert self.conn is not None
-        self.send(error_frame(code, reason))
-        addr = self.conn.addr
-        self.finish(f"Closed the connection with {addr}: sent ERROR {code} {CODE_NAMES[code]} ({reason})...", True)
+        self.send(error_frame(code, reason), conn)
+        self.finish(f"Closed the connection with {conn.addr}: sent ERROR {code} {CODE_NAMES[code]} ({reason})...",
+                    True, conn)
 
-    def dropped(self) -> None:
-        self.finish("The client has dropped the connection..." if self.talking() else None, False)
+    def dropped(self, conn: Conn) -> None:
+        self.finish("The client has dropped the connection..." if conn.state != START else None, False, conn)
 
-    def read_conn(self) -> None:
-        conn = self.conn
-        assert conn is not None
+    def read_conn(self, conn: Conn) -> None:
         try:
             data = conn.sock.recv(4096)
         except (BlockingIOError, InterruptedError, TimeoutError):
@@ -234,39 +244,48 @@ class Server:
         except OSError:
             data = b""
         if not data:  # EOF, reset, or a frame cut off (E-5)
-            self.dropped()
+            self.dropped(conn)
             return
         try:
             for ftype, payload in conn.decoder.feed(data):
                 self.on_frame(conn, ftype, payload)
-                if self.conn is not conn:
-                    return  # the conversation ended: ignore anything after it (W-8)
+                if self.serving(conn.sock) is not conn:
+                    return  # the connection ended: ignore anything after it (W-8)
         except ProtocolError as exc:
-            self.violation(exc.code, exc.reason)
+            self.violation(conn, exc.code, exc.reason)
 
     def on_frame(self, conn: Conn, ftype: int, payload: bytes) -> None:
         if ftype == HELLO:
             conn.peer = payload.decode("utf-8")
-            if not self.send(frame(HELLO, self.handle.encode("utf-8"))):
-                self.finish(None, False)
+            if not self.send(frame(HELLO, self.handle.encode("utf-8")), conn):
+                self.finish(None, False, conn)
                 return
+            del self.handshakes[conn.sock]
+            self.conn = conn
             conn.state = CLIENT_TURN
             self.say(f"Established connection with {conn.addr}...")
+            for other in list(self.handshakes.values()):  # S-8: the first HELLO has the conversation
+                del self.handshakes[other.sock]
+                self.sel.unregister(other.sock)
+                self.refuse(other.sock)
         elif ftype == MESSAGE:
             self.say(f"{conn.peer}> {payload.decode('utf-8')}")
             conn.state = SERVER_TURN
             self.show_prompt()
         elif ftype == QUIT:
-            self.dropped()
-        else:  # ERROR: accepted as it is, never answered (E-3)
+            self.dropped(conn)
+        else:  # ERROR: accepted as it is, never answered (E-3); shown only from a conversation (S-10)
             code = payload[0]
-            self.say(f"The client sent ERROR {code} {CODE_NAMES.get(code, 'UNKNOWN')}: {sanitise(payload[1:])}")
-            self.dropped()
+            if conn.state != START:
+                self.say(f"The client sent ERROR {code} {CODE_NAMES.get(code, 'UNKNOWN')}: "
+                         f"{sanitise(payload[1:])}")
+            self.dropped(conn)
 
     # -- the operator
     def sync_stdin(self) -> None:
-        """A terminal is always watched; other input is read only in the operator's turn."""
-        want = not self.eof and (self.tty or self.my_turn())
+        """The input is always watched (its end stops a server with no conversation, S-12); lines
+        that are not typed at a terminal are taken one per turn (pump_lines)."""
+        want = not self.eof
         if want != self.stdin_on:
             if want:
                 self.sel.register(0, selectors.EVENT_READ, "stdin")
@@ -319,7 +338,7 @@ class Server:
             if self.send(frame(MESSAGE, line)):
                 self.conn.state = CLIENT_TURN
             else:
-                self.dropped()
+                self.dropped(self.conn)
 
     def operator_quit(self) -> None:
         self.send(frame(QUIT))
@@ -330,10 +349,9 @@ class Server:
         if ctrl_c and not self.prompt and os.isatty(1):
             self.out("\n")  # end the line that the terminal's "^C" echo is on
         if self.conn is not None:
-            if self.talking():
-                self.operator_quit()
-            else:
-                self.finish(None, False)
+            self.operator_quit()
+        for conn in list(self.handshakes.values()):
+            self.finish(None, False, conn)
         deadline = time.monotonic() + DRAIN_SECONDS
         while self.draining and (left := deadline - time.monotonic()) > 0:
             for key, _ in self.sel.select(left):
@@ -391,7 +409,7 @@ def listen(port: int) -> socket.socket:
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             sock.bind((host, port))
-            sock.listen(16)
+            sock.listen()  # the default backlog (128): a burst of connections waits for accept()
             return sock
         except OSError as exc:
             sock.close()
