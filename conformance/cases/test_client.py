@@ -21,6 +21,7 @@ import os
 import re
 import select
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -38,7 +39,7 @@ from conformance.peer import DELIVERIES, WirePeer, describe, invalid_vector_case
 from conformance.plugin import Options
 from conformance.plugin import case_id as id_of
 from conformance.procstate import terminal_unread
-from conformance.programs import Program, free_port, substitute
+from conformance.programs import Policy, Program, free_port, substitute
 
 case = pytest.mark.case
 deliveries = pytest.mark.parametrize("delivery", DELIVERIES)
@@ -219,6 +220,95 @@ def shows_after_handle(client: Program, text: str, reqs: str, what: str) -> None
 def no_raw_control(client: Program, reqs: str) -> None:
     if raw := client.raw_control_in_output():
         raise CaseFailure(reqs, "a raw control character reached the client's screen", ["none"], raw)
+
+
+# --- the command line (C-1, C-3) ---------------------------------------------------------------
+
+USAGE = "usage: chatclient HOST PORT"
+BAD_PORTS = [
+    pytest.param("99999", "it is not between 1 and 65535", id="99999"),
+    pytest.param("abc", "it is not a decimal number", id="abc"),
+    pytest.param("", "it is empty", id="empty"),
+]
+# A name the resolver refuses by itself ('!' is not allowed in a host name), so that no DNS query
+# leaves the machine (glibc answers EAI_NONAME without asking any server).
+UNRESOLVABLE = "nosuch!host"
+
+
+@dataclass
+class Ran:
+    status: int
+    out: str
+    err: str
+
+    def shown(self) -> str:
+        return f"status {self.status}, stdout {self.out!r}, stderr {self.err!r}"
+
+
+def run_with(opts: Options, reqs: str, args: list[str]) -> Ran:
+    """The client's command with `args` in place of its {host} {port} arguments, its input at end
+    of file (a client that asks for a handle gets no answer), its output collected."""
+    argv = list(opts.command)
+    if "{host}" not in argv or "{port}" not in argv or argv.index("{port}") != argv.index("{host}") + 1:
+        pytest.skip("the client's command does not give {host} {port} as two arguments of their own")
+    at = argv.index("{host}")
+    argv = substitute(argv[:at] + args + argv[at + 2:], handshake_timeout=opts.handshake_timeout)
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                              timeout=opts.step, **Policy.start_options(None))
+    except subprocess.TimeoutExpired:
+        raise CaseFailure(reqs, f"the client started as {' '.join(args) or '(no arguments)'!r}",
+                          ["an end with its input at end of file"], f"still running after {opts.step:g} s") from None
+    return Ran(done.returncode, done.stdout, done.stderr)
+
+
+@case("C-USAGE-1", reqs="C-1 X-1", title="--help prints the usage on stdout, first 'usage: chatclient HOST PORT', "
+      "and exits 0", kind=TEXT)
+def case_help(opts: Options) -> None:
+    ran = run_with(opts, "C-1", ["--help"])
+    if ran.status != 0 or ran.out.splitlines()[:1] != [USAGE]:
+        raise CaseFailure("C-1 X-1", "the client started as 'chatclient --help'",
+                          [f"status 0 and stdout starting with the line {USAGE!r}"], ran.shown())
+
+
+@case("C-USAGE-2", reqs="C-1", title="a bad PORT is refused at once, with a line and a non-zero status, "
+      "no handle asked")
+def case_bad_port(opts: Options) -> None:
+    ran = run_with(opts, "C-1", [opts.host, "99999"])
+    if ran.status <= 0 or not (ran.err + ran.out).strip():
+        raise CaseFailure("C-1 X-1", "the client started with port 99999 (above 65535)",
+                          ["a line saying what is wrong, and a non-zero status"], ran.shown())
+
+
+@case("C-TEXT-11", reqs="C-1 X-1", title="a bad PORT gets one line 'chatclient: invalid port 'PORT': REASON' on "
+      "stderr and status 2", kind=TEXT)
+@pytest.mark.parametrize(("port", "reason"), BAD_PORTS)
+def case_bad_port_text(opts: Options, port: str, reason: str) -> None:
+    ran = run_with(opts, "C-1", [opts.host, port])
+    want = f"chatclient: invalid port '{port}': {reason}\n"
+    if (ran.status, ran.err) != (2, want):
+        raise CaseFailure("C-1 X-1", f"the client started with port {port!r}", [f"status 2 and stderr {want!r}"],
+                          ran.shown())
+
+
+@case("C-RESOLVE-1", reqs="C-3", title="a host that cannot be resolved is reported before a handle is asked, "
+      "and the client ends non-zero")
+def case_unresolvable(opts: Options) -> None:
+    ran = run_with(opts, "C-3", [UNRESOLVABLE, "1"])
+    if ran.status == 0 or not (ran.err + ran.out).strip():
+        raise CaseFailure("C-3", f"the client started with the host {UNRESOLVABLE!r}, its input at end of file",
+                          ["a line saying so, and a non-zero status, before any handle is read"], ran.shown())
+
+
+@case("C-TEXT-12", reqs="C-3 X-1", title="a host that cannot be resolved gets one line 'chatclient: cannot "
+      "resolve HOST: REASON' on stderr and status 3, before a handle is asked", kind=TEXT)
+def case_unresolvable_text(opts: Options) -> None:
+    ran = run_with(opts, "C-3", [UNRESOLVABLE, "1"])
+    if ran.status != 3 or not re.fullmatch(rf"chatclient: cannot resolve {re.escape(UNRESOLVABLE)}: [^\n]+\n",
+                                           ran.err) or HANDLE_PROMPT in ran.out:
+        raise CaseFailure("C-3 X-1", f"the client started with the host {UNRESOLVABLE!r}",
+                          [f"status 3, stderr 'chatclient: cannot resolve {UNRESOLVABLE}: REASON', no handle prompt"],
+                          ran.shown())
 
 
 # --- handle and handshake ---------------------------------------------------------------------

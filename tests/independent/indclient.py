@@ -75,6 +75,7 @@ class Client:
         self.server = ""
         self.state = HELLO_SENT
         self.sock: socket.socket | None = None
+        self.infos: list = []  # HOST's addresses (C-3)
         self.decoder = Decoder(self.unexpected)
 
     # -- input lines
@@ -116,18 +117,21 @@ class Client:
             out(f"Invalid handle: it {problem}.\n")
 
     # -- connecting
-    def connect(self) -> None:
-        """C-3: every address getaddrinfo gives, in turn."""
+    def resolve(self) -> None:
+        """C-3: before the handle is asked."""
         try:
-            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            self.infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             err(f"chatclient: cannot resolve {self.host}: {exc.strerror or exc}")
             sys.exit(3)
         except UnicodeError as exc:
             err(f"chatclient: cannot resolve {self.host}: {exc}")
             sys.exit(3)
+
+    def connect(self) -> None:
+        """C-3: every address getaddrinfo gave, in turn, once the handle is typed."""
         reason = "no address"
-        for family, stype, proto, _, addr in infos:
+        for family, stype, proto, _, addr in self.infos:
             try:
                 sock = socket.socket(family, stype, proto)
             except OSError as exc:
@@ -308,10 +312,25 @@ def hello_timeout() -> float:
     return value if math.isfinite(value) and value > 0 else 10.0
 
 
+def port_problem(text: str) -> str | None:
+    """C-1."""
+    if not text:
+        return "it is empty"
+    if not re.fullmatch(r"[0-9]+", text):
+        return "it is not a decimal number"
+    return None if 1 <= int(text) <= 65535 else "it is not between 1 and 65535"
+
+
 def main() -> None:
     args = sys.argv[1:]
-    if len(args) != 2 or not re.fullmatch(r"[0-9]+", args[1]) or not 1 <= int(args[1]) <= 65535:
+    if args in (["--help"], ["-h"]):  # C-1: asked for, so on stdout with status 0
+        print("usage: chatclient HOST PORT\n\nChat with the server at HOST on TCP port PORT (1 to 65535).")
+        sys.exit(0)
+    if len(args) != 2:
         err("usage: chatclient HOST PORT")
+        sys.exit(2)
+    if problem := port_problem(args[1]):
+        err(f"chatclient: invalid port '{sanitise(args[1].encode(errors='surrogateescape'))}': {problem}")
         sys.exit(2)
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(encoding="utf-8", errors="replace")
@@ -324,6 +343,7 @@ def main() -> None:
     for signum in STOP_SIGNALS:
         signal.signal(signum, before_hello)
     client = Client(args[0], int(args[1]), hello_timeout())
+    client.resolve()
     client.ask_handle()
     client.connect()
     wake_r, wake_w = os.pipe()
