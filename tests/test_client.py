@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import os
 import select
+import signal
+import socket
+import struct
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
 import vectors
 from chatwire import ConnectionClosed, Error, ErrorCode, Hello, Message, Quit
+from conformance.procstate import terminal_unread
 from conformance.programs import free_port
 from procs import CLIENT_BUILDS, LOST, SANITIZER_ENV, SERVER_CLOSED, Listener
 
@@ -156,6 +162,30 @@ def test_a_lost_connection_is_one_line_and_exit_6(client, listener: Listener, ho
     if how == "mid-frame":
         peer.send_raw(vectors.by_name("message-hello").data[:5])
     peer.close()
+    cli.expect_line(LOST)
+    assert cli.wait_exit() == 6
+
+
+def test_a_quit_into_a_reset_connection_is_a_lost_connection(client, listener: Listener) -> None:
+    """C-8: the server resets the connection while the user types \\quit; the client, held stopped
+    meanwhile, meets both at once and ends as for a lost connection, whichever it takes first."""
+    cli, peer = start(client, listener)
+    peer.send(Hello("HostA"))
+    cli.expect_text("Chris> ")
+    os.killpg(cli.pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    try:
+        while Path(f"/proc/{cli.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "Tt":
+            assert time.monotonic() < deadline, "the client did not stop"
+            time.sleep(0.002)  # polling /proc: a stop has no event to wait on
+        peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()  # RST
+        cli.type("\\quit")
+        while not terminal_unread(cli.pid):
+            assert time.monotonic() < deadline, "the typed line did not reach the client's terminal"
+            time.sleep(0.002)  # until the line is in its terminal's input queue
+    finally:
+        os.killpg(cli.pid, signal.SIGCONT)
     cli.expect_line(LOST)
     assert cli.wait_exit() == 6
 
