@@ -4,12 +4,13 @@
 A line is written to one pseudo-terminal and timed until it shows on the other: through
 `chatclient` and `chatserve.py` (client to server, then server to client, each waiting for its
 prompt first), and through two OpenBSD netcats (`nc -l` and `nc`, one per pty) joined by a
-loopback TCP connection. Both pairs are started at the start and kept; blocks of messages run
-in ABBA order (chat, nc, nc, chat, and again for each round), so that a machine busy for a while
-weighs on both alike. Prints each direction's median and p99 per pair, and the chat's median
-over netcat's.
+loopback TCP connection. Both pairs are started at the start and kept; short blocks of messages
+run in ABBA order (chat, nc, nc, chat, and again for each round), so that a machine busy for a
+while weighs on both alike (on a shared machine, blocks of 300 gave ratios 0.2x apart from run to
+run; blocks of 25 make the two samples interleave finely). Prints each direction's median and
+p99 per pair, and the chat's median over netcat's.
 
-    .venv/bin/python bench/latency.py [--messages 250] [--rounds 2] [--size 100]
+    .venv/bin/python bench/latency.py [--messages 25] [--rounds 20] [--size 100]
                                       [--server CHATSERVE.PY] [--client CHATCLIENT]
 
 --server and --client measure another copy of a program (a candidate change) in the same harness.
@@ -173,8 +174,8 @@ def report(name: str, samples: Samples, base: Samples | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=250, help="messages each way per block (default 250)")
-    parser.add_argument("--rounds", type=int, default=2, help="ABBA rounds (default 2)")
+    parser.add_argument("--messages", type=int, default=25, help="messages each way per block (default 25)")
+    parser.add_argument("--rounds", type=int, default=20, help="ABBA rounds (default 20)")
     parser.add_argument("--size", type=int, default=100, help="characters per message (default 100, at least 8)")
     parser.add_argument("--server", type=Path, default=ROOT / "chatserve.py", help="the server to run")
     parser.add_argument("--client", type=Path, default=CLIENT_BUILDS["plain"], help="the client to run")
