@@ -13,23 +13,29 @@ from __future__ import annotations
 
 import os
 import sys
+from importlib.machinery import PathFinder  # loaded with the interpreter, unlike importlib.util
 
-try:  # S-2: under the system python3 the wire format's package is missing: run under .venv
-    import construct  # noqa: F401  (only this check; chatwire uses it)
-except ImportError:
-    import venvboot  # imported only here: its import machinery costs start-up time (bench/footprint.py)
+HERE = os.path.dirname(os.path.realpath(__file__))
+
+if PathFinder.find_spec("construct") is None:  # S-2: the system python3 lacks the wire format's package
+    VENV_PYTHON = os.path.join(HERE, ".venv", "bin", "python")
+    if os.path.exists(VENV_PYTHON) and os.path.realpath(sys.prefix) != os.path.realpath(os.path.join(HERE, ".venv")):
+        # What venvboot.ensure() does, without importing venvboot (its import machinery costs tens
+        # of milliseconds of every start, bench/footprint.py); venvboot says what to do without .venv.
+        os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.realpath(__file__), *sys.argv[1:]])
+    import venvboot
 
     venvboot.ensure("construct", program="chatserve", argv0=[os.path.realpath(__file__)])
 
-import argparse
-import selectors
-import signal
-import socket
-import termios
-import time
-from typing import TYPE_CHECKING
+import argparse  # noqa: E402
+import selectors  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import termios  # noqa: E402
+import time  # noqa: E402
+import types  # noqa: E402
 
-from chatwire import (
+from chatwire import (  # noqa: E402
     NEED_DATA,
     NOT_UTF8,
     Connection,
@@ -46,9 +52,11 @@ from chatwire import (
     decode_text,
     error_name,
     handle_problem,
+    layouts,
     message_problem,
 )
 
+TYPE_CHECKING = False  # typing itself is not imported: its import costs start-up time
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import NoReturn
@@ -563,6 +571,15 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"chatserve: {message} (see --help)\n")
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # The terminal's width from os, as HelpFormatter would get it from shutil, whose import
+        # (with bz2 and lzma) costs more than the rest of the command line.
+        try:
+            width = os.get_terminal_size(sys.stdout.fileno()).columns - 2
+        except (OSError, ValueError):
+            width = 78
+        return argparse.HelpFormatter(self.prog, width=width)
+
 
 def port_number(text: str) -> int:
     if text.isdigit() and int(text) <= 65535:
@@ -597,6 +614,39 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+# construct imports, at its own import, modules for what the wire format never uses: its debugger
+# (pdb, inspect, traceback), Pickled (pickle) and Checksum (hashlib, which loads OpenSSL). They are
+# a third of the server's memory and of its start (bench/footprint.py).
+STAND_INS = ("pdb", "inspect", "traceback", "pickle", "hashlib")
+
+
+def import_construct() -> None:
+    """Import construct with inert stand-ins for STAND_INS, taken out of sys.modules afterwards (a
+    later import gets the real module). hashlib's stand-in has the sha1 that construct's compile()
+    names its parsers with. A construct that needs more of them is imported as it is."""
+    import _sha1
+
+    stand_ins = {name: types.ModuleType(name, "a stand-in (chatserve.import_construct)")
+                 for name in STAND_INS if name not in sys.modules}
+    if "hashlib" in stand_ins:
+        stand_ins["hashlib"].sha1 = _sha1.sha1  # type: ignore[attr-defined]
+    sys.modules.update(stand_ins)
+    try:
+        import construct
+    except Exception:  # not what it was written against: as it is, then
+        for name in [m for m in sys.modules if m == "construct" or m.startswith("construct.")]:
+            del sys.modules[name]
+        for name, module in stand_ins.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+        stand_ins.clear()
+        import construct  # noqa: F401
+    finally:
+        for name, module in stand_ins.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
@@ -612,6 +662,10 @@ def main(argv: list[str]) -> int:
     term_in = sys.stdin.fileno() if sys.stdin is not None else None
     server = Server(listener, args.handle, args.handshake_timeout, term_in, term, gate)
     term.line(f"Listening on port {listener.getsockname()[1]}...")
+    # The wire format's layouts are built once it listens: a client that connects meanwhile waits
+    # in the kernel's backlog for the few milliseconds this takes.
+    import_construct()
+    layouts()
     return server.run()
 
 

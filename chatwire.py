@@ -18,23 +18,54 @@ from __future__ import annotations
 import codecs
 import enum
 import re
-from dataclasses import dataclass
-from typing import Final
 
-from construct import Bytes, GreedyBytes, Int8ub, Int16ub, Rebuild, Struct, len_, this
+TYPE_CHECKING = False  # typing itself is not imported: its import costs every program's start-up time
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 # --- the layout (W-1, W-2, W-6) ----------------------------------------------------------
+# Built on first use, not at import: the text rules need no construct, and a program that starts
+# with them (the server checks its handle, then listens) need not wait for construct to load.
 
-FRAME_LAYOUT = Struct(
-    "type" / Int8ub,
-    "length" / Rebuild(Int16ub, len_(this.payload)),
-    "payload" / Bytes(this.length),
-)
-HEADER_LAYOUT = Struct(*FRAME_LAYOUT.subcons[:2])  # the first two fields alone, to decide at the header
-ERROR_LAYOUT = Struct("code" / Int8ub, "reason" / GreedyBytes)
-# construct's compiled parsers: the same definitions, about 3x faster (bench/throughput.py).
-FRAME, HEADER, ERROR_BODY = FRAME_LAYOUT.compile(), HEADER_LAYOUT.compile(), ERROR_LAYOUT.compile()
-HEADER_SIZE: Final = HEADER_LAYOUT.sizeof()
+HEADER_SIZE: Final = 3  # type u8, length u16 (W-1); checked against the layout when it is built
+
+
+class Layouts:
+    """The frame layout, written once in construct, and its compiled parsers."""
+
+    def __init__(self) -> None:
+        from construct import Bytes, GreedyBytes, Int8ub, Int16ub, Rebuild, Struct, len_, this
+
+        self.FRAME_LAYOUT = Struct(
+            "type" / Int8ub,
+            "length" / Rebuild(Int16ub, len_(this.payload)),
+            "payload" / Bytes(this.length),
+        )
+        self.HEADER_LAYOUT = Struct(*self.FRAME_LAYOUT.subcons[:2])  # the first two fields, to decide at the header
+        self.ERROR_LAYOUT = Struct("code" / Int8ub, "reason" / GreedyBytes)
+        # construct's compiled parsers: the same definitions, about 3x faster (bench/throughput.py).
+        self.FRAME, self.HEADER = self.FRAME_LAYOUT.compile(), self.HEADER_LAYOUT.compile()
+        self.ERROR_BODY = self.ERROR_LAYOUT.compile()
+        assert self.HEADER_LAYOUT.sizeof() == HEADER_SIZE
+
+
+_layouts: Layouts | None = None
+
+
+def layouts() -> Layouts:
+    """The layouts, built (construct imported, the parsers compiled) on the first call."""
+    global _layouts
+    if _layouts is None:
+        _layouts = Layouts()
+    return _layouts
+
+
+def __getattr__(name: str) -> Any:
+    """FRAME, HEADER, ERROR_BODY and the *_LAYOUT structs as module attributes (PEP 562)."""
+    if name in ("FRAME", "HEADER", "ERROR_BODY", "FRAME_LAYOUT", "HEADER_LAYOUT", "ERROR_LAYOUT"):
+        return getattr(layouts(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 MAX_PAYLOAD: Final = 2000  # W-4
 HANDLE_MAX: Final = 10  # T-1, in code points
@@ -158,30 +189,64 @@ def printable(raw: bytes) -> str:
 # --- events --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Hello:
+class _Event:
+    """A value with named fields, compared by type and fields, immutable, matched by position
+    (`case Hello(handle)`): what a frozen dataclass gives, without importing dataclasses (and
+    inspect) into every program that speaks the protocol."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        values = dict(zip(self.__slots__, args, strict=False)) | kwargs
+        if len(args) > len(self.__slots__) or set(values) != set(self.__slots__):
+            raise TypeError(f"{type(self).__name__} takes the fields {', '.join(self.__slots__) or 'none'}")
+        for name in self.__slots__:
+            object.__setattr__(self, name, values[name])
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return type(self), self._values()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in zip(self.__slots__, self._values(), strict=True))
+        return f"{type(self).__name__}({fields})"
+
+
+class Hello(_Event):
+    __slots__ = __match_args__ = ("handle",)
     handle: str
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(_Event):
+    __slots__ = __match_args__ = ("text",)
     text: str
 
 
-@dataclass(frozen=True)
-class Quit:
-    pass
+class Quit(_Event):
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class Error:
+class Error(_Event):
+    __slots__ = __match_args__ = ("code", "reason")
     code: int
     reason: str  # received: already sanitised for display (S-13)
 
 
-@dataclass(frozen=True)
-class ConnectionClosed:
+class ConnectionClosed(_Event):
     """The peer's end of the stream: clean after QUIT or ERROR, a lost connection otherwise."""
+
+    __slots__ = ()
 
 
 Event = Hello | Message | Quit | Error | ConnectionClosed
@@ -286,11 +351,11 @@ class Connection:
     def next_event(self) -> Event | _NeedData:
         """The next complete event, NEED_DATA, or ProtocolError (after which only send(Error) is allowed)."""
         if self.state in _ACTIVE and self.buffered >= HEADER_SIZE:
-            header = HEADER.parse(self._buffer[self._start : self._start + HEADER_SIZE])
+            header = layouts().HEADER.parse(self._buffer[self._start : self._start + HEADER_SIZE])
             ftype = self._check_header(header.type, header.length)
             size = HEADER_SIZE + header.length
             if self.buffered >= size:
-                frame = FRAME.parse(self._take(size))
+                frame = layouts().FRAME.parse(self._take(size))
                 event = self._decode_payload(ftype, frame.payload)
                 self.state = TRANSITIONS[self.state, self.their_role, ftype]
                 if self.state is State.CLOSED:
@@ -333,7 +398,7 @@ class Connection:
         if ftype is FrameType.QUIT:
             return Quit()
         if ftype is FrameType.ERROR:
-            body = ERROR_BODY.parse(payload)
+            body = layouts().ERROR_BODY.parse(payload)
             return Error(body.code, printable(body.reason))
         text = decode_text(payload)
         noun = "handle" if ftype is FrameType.HELLO else "message"
@@ -356,14 +421,14 @@ class Connection:
         if key not in TRANSITIONS:
             raise LocalProtocolError(f"{self.our_role.value} may not send {ftype.name} in {self.state.name}")
         self.state = TRANSITIONS[key]
-        return FRAME.build({"type": ftype, "payload": payload})
+        return layouts().FRAME.build({"type": ftype, "payload": payload})
 
 
 def encode(event: Hello | Message | Quit | Error) -> bytes:
     """The frame of an event regardless of any conversation's state (test peers use it to send
     frames ahead of or against the turn); the text rules still apply."""
     ftype, payload = _encode_payload(event)
-    return FRAME.build({"type": ftype, "payload": payload})
+    return layouts().FRAME.build({"type": ftype, "payload": payload})
 
 
 def _encode_payload(event: Hello | Message | Quit | Error) -> tuple[FrameType, bytes]:
@@ -383,5 +448,5 @@ def _encode_payload(event: Hello | Message | Quit | Error) -> tuple[FrameType, b
             if len(raw) > REASON_MAX or UNSHOWABLE.search(reason):
                 raise LocalProtocolError("an ERROR reason is at most 200 bytes without control characters "
                                          "or direction overrides")
-            return FrameType.ERROR, ERROR_BODY.build({"code": code, "reason": raw})
+            return FrameType.ERROR, layouts().ERROR_BODY.build({"code": code, "reason": raw})
     raise LocalProtocolError(f"not an event that can be sent: {event!r}")

@@ -1,23 +1,31 @@
 #!/usr/bin/env python3
-"""Server time from start to its `Listening` line (median of N starts, with the system python3
-and its re-execution under .venv), and resident memory of both programs while they wait.
+"""Server time from start to its `Listening` line and to its first HELLO answered, and resident
+memory in a conversation, against a baseline measured in the same run: the server of another
+revision (default HEAD), started the same way, the two starts interleaved (ABBA). The floor,
+`python3 -c pass`, is measured beside them: the system interpreter's own start, which the
+server's start includes (it then re-executes itself under .venv, S-2).
 
-    .venv/bin/python bench/footprint.py [--starts 10]
+    .venv/bin/python bench/footprint.py [--starts 20] [--baseline REV]
 """
 
 from __future__ import annotations
 
 import argparse
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the tests' helpers (procs)
 
-from procs import conversation  # noqa: E402
+from chatwire import Hello, Message, Role  # noqa: E402
+from procs import Peer, Screen, conversation  # noqa: E402
+
+SERVER_FILES = ("chatserve.py", "chatwire.py", "venvboot.py")
 
 
 def rss_kib(pid: int) -> int:
@@ -27,26 +35,86 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def start_time() -> float:
+def checkout(rev: str, into: Path) -> Path:
+    """The server files of `rev` in `into`, with a link to this .venv (as tests/broken does)."""
+    for name in SERVER_FILES:
+        (into / name).write_bytes(subprocess.run(["git", "show", f"{rev}:{name}"], cwd=ROOT, check=True,
+                                                 capture_output=True).stdout)
+    (into / ".venv").symlink_to(ROOT / ".venv", target_is_directory=True)
+    return into / "chatserve.py"
+
+
+def start_times(server: Path) -> tuple[float, float]:
+    """Seconds from spawn to the `Listening` line, and to the server's HELLO to a client that
+    connects as soon as it has read that line."""
     start = time.perf_counter()
-    proc = subprocess.Popen(["python3", str(ROOT / "chatserve.py"), "0"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(["python3", str(server), "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
-    elapsed = time.perf_counter() - start
+    listening = time.perf_counter() - start
+    assert line.startswith("Listening on port "), line
+    peer = Peer(socket.create_connection(("127.0.0.1", int(line.split()[3].rstrip(".")))), Role.CLIENT)
+    peer.send(Hello("Chris"))
+    assert peer.receive() == Hello("HostA")
+    answered = time.perf_counter() - start
+    peer.close()
     proc.kill()
     proc.wait()
-    assert line.startswith("Listening on port "), line
-    return elapsed
+    return listening, answered
+
+
+def floor_time() -> float:
+    start = time.perf_counter()
+    subprocess.run(["python3", "-c", "pass"], check=True)
+    return time.perf_counter() - start
+
+
+def conversation_rss(server: Path) -> int:
+    """The server's resident memory once a client is past its handshake and a message has come."""
+    srv = Screen(["python3", str(server), "0"], role="server")
+    try:
+        port = int(srv.expect_re(r"Listening on port (\d+)\.\.\.\r\n").group(1))
+        peer = Peer(socket.create_connection(("127.0.0.1", port)), Role.CLIENT)
+        peer.send(Hello("Chris"))
+        assert peer.receive() == Hello("HostA")
+        peer.send(Message("test"))
+        srv.expect_text("HostA> ")
+        kib = rss_kib(srv.pid)
+        peer.close()
+        return kib
+    finally:
+        srv.stop()
+
+
+def median_ms(values: list[float]) -> str:
+    ms = sorted(v * 1000 for v in values)
+    return f"median {statistics.median(ms):.0f} ms (min {ms[0]:.0f}, max {ms[-1]:.0f})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--starts", type=int, default=10)
-    starts = [start_time() for _ in range(parser.parse_args().starts)]
-    print(f"server start to 'Listening': median {statistics.median(starts) * 1000:.0f} ms "
-          f"(min {min(starts) * 1000:.0f}, max {max(starts) * 1000:.0f})")
-    with conversation() as (srv, cli):
-        print(f"resident memory in a conversation: server {rss_kib(srv.pid)} KiB, client {rss_kib(cli.pid)} KiB")
+    parser.add_argument("--starts", type=int, default=20)
+    parser.add_argument("--baseline", default="HEAD", metavar="REV", help="the revision to compare with (default HEAD)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="footprint-") as tmp:
+        servers = {"baseline": checkout(args.baseline, Path(tmp)), "this": ROOT / "chatserve.py"}
+        listening: dict[str, list[float]] = {name: [] for name in servers}
+        answered: dict[str, list[float]] = {name: [] for name in servers}
+        floor: list[float] = []
+        for i in range(args.starts):
+            for name in ("baseline", "this") if i % 2 == 0 else ("this", "baseline"):  # ABBA
+                until_listening, until_answered = start_times(servers[name])
+                listening[name].append(until_listening)
+                answered[name].append(until_answered)
+            floor.append(floor_time())
+        rss = {name: statistics.median(conversation_rss(path) for _ in range(3)) for name, path in servers.items()}
+        print(f"{args.starts} starts each, interleaved; baseline: {args.baseline}")
+        print(f"floor, python3 -c pass:              {median_ms(floor)}")
+        for name in servers:
+            print(f"{name:8} start to 'Listening':      {median_ms(listening[name])}")
+            print(f"{name:8} start to its first HELLO:  {median_ms(answered[name])}")
+            print(f"{name:8} resident memory in a conversation: {rss[name] / 1024:.1f} MiB (median of 3)")
+    with conversation() as (_, cli):
+        print(f"client resident memory in a conversation: {rss_kib(cli.pid) / 1024:.1f} MiB")
 
 
 if __name__ == "__main__":
