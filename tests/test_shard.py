@@ -198,3 +198,11 @@ def test_the_slurm_scripts_grade_each_slice_then_merge(tmp_path: Path) -> None:
                          "--timeout-scale 2" for k in (1, 2, 3)]
     assert lines[3:] == [f"merge {out}/class.json {out}/shard-1.json {out}/shard-2.json {out}/shard-3.json --report "
                          f"{out}/report.html --csv {out}/results.csv --feedback {out}/feedback --submissions /class"]
+
+
+def test_the_actions_matrix_has_a_job_per_slice_and_merges_them_all() -> None:
+    text = (ROOT / ".github" / "examples" / "grade-class-matrix.yml").read_text()
+    shards = int(re.search(r"^  SHARDS: (\d+)", text, re.M).group(1))
+    matrix = re.search(r"^        shard: \[([\d, ]+)\]$", text, re.M).group(1)
+    assert [int(k) for k in matrix.split(",")] == list(range(1, shards + 1))
+    assert '--shard "${{ matrix.shard }}/$SHARDS"' in text and "merge class.json shard-*.json" in text
