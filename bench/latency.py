@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' helpers (procs); the project: installed in .venv
 
 from conformance.programs import free_port, listening  # noqa: E402
 from procs import CLIENT_BUILDS, HANDLE_PROMPT, Screen  # noqa: E402
