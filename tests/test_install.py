@@ -16,6 +16,7 @@ where no index can be reached).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -129,3 +130,24 @@ def test_the_installed_command_grades_a_class_in_its_sandbox_from_another_folder
     assert (row["status"], row["mode"]) == ("GRADED", "framed"), row["message"] + row["log"]
     verdicts = {cid: case["verdict"] for cid, case in row["results"].items()}
     assert verdicts and set(verdicts.values()) == {"PASS"}, verdicts
+
+
+def test_nothing_edits_the_path_to_find_the_roots_modules() -> None:
+    """The root's modules come from the installed project (./compileall: editable in .venv), so no
+    file of bench/, fuzz/, tests/ or conformance/ puts the root on sys.path or PYTHONPATH (a folder
+    of the tests' own helpers may be)."""
+    found = []
+    files = sorted(p for folder in ("bench", "fuzz", "tests", "conformance") for p in (ROOT / folder).rglob("*.py"))
+    for path in files:
+        depth = len(path.relative_to(ROOT).parts) - 1  # folders between the root and the file
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if "sys.path" not in code and "PYTHONPATH" not in code:
+                continue
+            for expression in re.findall(r"str\(([^()]*(?:\([^()]*\)[^()]*)*)\)", code):
+                ups = len(re.findall(r"\.parent(?!s)", expression))
+                ups += sum(int(n) + 1 for n in re.findall(r"\.parents\[(\d+)\]", expression))
+                root = expression.strip() == "ROOT" or ("__file__" in expression and ups == depth + 1)
+                if root and '/ "' not in expression:
+                    found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert found == []
