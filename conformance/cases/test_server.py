@@ -890,6 +890,12 @@ def case_exit_status(fresh_server: ServerUnderTest, key: str) -> None:
 
 
 TIMEOUT_SENDS = {"nothing": b"", "half-a-hello": vectors.by_name("hello-chris").data[:4]}
+APART = "two-apart"  # S-TIMEOUT-2's own clock: two connections, the second opened a while after the first
+
+
+def handshake_wait(opts: Options) -> float:
+    """The server's handshake timeout: {handshake_timeout} if the command has it, else S-11's 10 s."""
+    return opts.handshake_timeout if any("{handshake_timeout}" in part for part in opts.command) else 10.0
 
 
 class OwnClock:
@@ -900,6 +906,9 @@ class OwnClock:
         self.server: ServerUnderTest | None = None
         self.peer: WirePeer | None = None
         self.opened = 0.0  # when the connection was made: the server's handshake clock starts at accept
+        self.second: WirePeer | None = None  # APART: the connection opened a while later
+        self.second_opened = 0.0
+        self.answered: dict[int, float] = {}  # APART: when each connection's answer arrived (1, 2)
         self.failure: CaseFailure | None = None
         self.thread: threading.Thread | None = None
 
@@ -929,12 +938,31 @@ class OwnClocks:
             clock.server = ServerUnderTest(self.opts, self.mode)
             clock.peer = clock.server.connect()
             clock.opened = time.monotonic()
-            if data := TIMEOUT_SENDS[clock.sent]:
+            if clock.sent == APART:
+                # The first one's clock has started once the server has read from it (it may accept
+                # late, busy starting); the second comes a while after that.
+                clock.peer.send_raw(TIMEOUT_SENDS["half-a-hello"])
+                clock.peer.wait_consumed()
+                time.sleep(apart(self.opts))  # the offset between the two connections' clocks
+                clock.second = clock.server.connect()
+                clock.second_opened = time.monotonic()
+                self._time_answers(clock)
+            elif data := TIMEOUT_SENDS[clock.sent]:
                 clock.peer.send_raw(data)
         except CaseFailure as exc:
             clock.failure = exc
         except Exception as exc:  # said by the case, not lost in a thread
             clock.failure = CaseFailure("S-11", f"the server for this case could not be started: {exc!r}")
+
+    def _time_answers(self, clock: OwnClock) -> None:
+        """When each connection's answer arrives, seen without reading it (the case reads it at its
+        turn, which may be long after)."""
+        assert clock.peer is not None and clock.second is not None
+        waiting = {clock.peer.sock: 1, clock.second.sock: 2}
+        deadline = clock.opened + handshake_wait(self.opts) * self.opts.timeout_scale + self.opts.step
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            for sock in select.select(list(waiting), [], [], left)[0]:
+                clock.answered[waiting.pop(sock)] = time.monotonic()
 
     def get(self, sent: str) -> OwnClock:
         if not self.started:
@@ -959,6 +987,8 @@ class OwnClocks:
 def own_clocks(request: pytest.FixtureRequest, opts: Options, mode_check: ModeCheck) -> Iterator[OwnClocks]:
     wanted = [] if opts.attach else [item.callspec.params["sent"] for item in request.session.items
                                      if id_of(item).startswith("S-TIMEOUT-1[")]
+    if not opts.attach and any(id_of(item) == "S-TIMEOUT-2" for item in request.session.items):
+        wanted.append(APART)
     clocks = OwnClocks(opts, mode_check, wanted)
     yield clocks
     clocks.stop()
@@ -996,3 +1026,32 @@ def case_handshake_timeout(request: pytest.FixtureRequest, opts: Options, ctx: C
     peer.expect_closed("S-11 W-7", "the server closes after TIMEOUT")
     if not opts.attach:
         srv.close_peers()
+
+
+def apart(opts: Options) -> float:
+    return min(handshake_wait(opts) / 2, 1.0)
+
+
+@case("S-TIMEOUT-2", reqs="S-11 S-8", title="two connections in their handshake time out each on its own clock",
+      needs=("S-HELLO-1",))
+def case_own_clocks(opts: Options, ctx: Context, own_clocks: OwnClocks) -> None:
+    if opts.attach:
+        pytest.skip("not applicable with --attach: this case needs a server process of its own")
+    clock = own_clocks.get(APART)
+    if clock.failure:
+        raise clock.failure
+    assert clock.server is not None and clock.server.program is not None
+    assert clock.peer is not None and clock.second is not None
+    ctx.watch(clock.server.program)
+    timeout = handshake_wait(opts)
+    wait = timeout * opts.timeout_scale + opts.step
+    for n, (peer, opened) in enumerate(((clock.peer, clock.opened), (clock.second, clock.second_opened)), 1):
+        left = max(opened + wait - time.monotonic(), opts.quiet_period)
+        peer.expect_error("S-11 S-8", f"the answer to connection {n} of 2, which never says HELLO", ErrorCode.TIMEOUT,
+                          timeout=left)
+        waited = clock.answered.get(n, time.monotonic()) - opened
+        ctx.note(f"connection {n} of 2: TIMEOUT {waited:.2f} s after it was opened")
+        if waited < timeout * 0.95:  # its clock starts at its own accept, after our connect
+            raise CaseFailure("S-11", f"connection {n} of 2 ({apart(opts):g} s after the first) timed out too early",
+                              [f"TIMEOUT {timeout:g} s after its own accept"], f"TIMEOUT after {waited:.2f} s")
+    clock.server.close_peers()

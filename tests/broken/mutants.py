@@ -195,7 +195,7 @@ SERVER_MUTANTS = [
            "deadline=time.monotonic() + self.handshake_timeout)",
            "deadline=None)",
            "no TIMEOUT: a connection that never completes HELLO is kept forever (S-11)",
-           {"S-TIMEOUT-1"}),
+           {"S-TIMEOUT-1", "S-TIMEOUT-2"}),
     mutant("srv-exit-status", "server", "chatserve.py",
            "        self.gate.disarm()\n        return 0\n",
            "        self.gate.disarm()\n        return 1\n",
@@ -207,7 +207,14 @@ SERVER_MUTANTS = [
            "            if self.conversation is None and not self.handshakes:  # mutant: one handshake at a time\n",
            "one connection in its handshake makes every other arrival BUSY, the S-8 of before: one idle "
            "connection per handshake timeout keeps every client out (S-8)",
-           {"S-BUSY-1[hello-came-first]", "S-BUSY-3"}),
+           {"S-BUSY-1[hello-came-first]", "S-BUSY-3", "S-TIMEOUT-2"}),
+    mutant("srv-shared-handshake-clock", "server", "chatserve.py",
+           "deadline=time.monotonic() + self.handshake_timeout)",
+           "deadline=min([p.deadline for p in self.handshakes.values()]  # mutant: the first one's clock\n"
+           "                                                 or [time.monotonic() + self.handshake_timeout]))",
+           "one handshake clock for all: a connection arriving while another is in its handshake times out "
+           "with the first (S-11)",
+           {"S-TIMEOUT-2"}),
     mutant("srv-unbounded-handshakes", "server", "chatserve.py",
            "MAX_HANDSHAKES = 64 ",
            "MAX_HANDSHAKES = 1 << 20 ",
