@@ -137,6 +137,7 @@ class ServerUnderTest:
         peer = WirePeer.connect(host or self.host, self.port, self.opts.step, self.opts.quiet_period)
         if self.program:
             peer.idle = self.program.idle
+            peer.at_rest = lambda program=self.program: f"the {program.role} {program.idle_description()}"
         self.mode.arm(peer, self.program)
         self.peers.append(peer)
         return peer

@@ -38,7 +38,7 @@ from conformance.assignment import DEFAULT, Assignment
 from conformance.checks import CaseFailure, ProgramDied
 from conformance.cuts import Stream, Typed, handle_read, message_read
 from conformance.plugin import Options
-from conformance.procstate import TreeState, descendants, tree_state
+from conformance.procstate import TreeState, cpu_seconds, descendants, tree_state
 from conformance.programs import Program, free_port, listening, substitute
 from conformance.relay import C2S, S2C, Relay
 from conformance.screen import Display, Form, handle_from_prompt, handle_piece, short, visible
@@ -324,9 +324,11 @@ class PairRun:
         (checked twice, a moment apart), or `until()` holds, or the time is up."""
         sides = self.sides() if sides is None else sides
         relays = self.relays if relays is None else relays
-        deadline = time.monotonic() + (self.opts.step if timeout is None else timeout)
+        start = time.monotonic()
+        deadline = start + (self.opts.step if timeout is None else timeout)
         confirmed = False
         states: dict[str, TreeState] = {}
+        spin = Spin(sides, self.opts.timeout_scale)
         while True:
             for side in sides:
                 side.pump()
@@ -340,6 +342,8 @@ class PairRun:
             if calm and confirmed:
                 return Rest(True, states)
             confirmed = calm
+            if busy and (spinning := spin.found(states, now)):
+                return Rest(False, states, spinning)
             if now >= deadline:
                 printing = [f"the {s.role} kept printing" for s in sides if now - s.activity < self.quiet]
                 why = "; ".join(busy + printing) or "a relay still had bytes in flight"
@@ -472,6 +476,36 @@ class PairRun:
             side.program.stop()
         for relay in self.relays:
             relay.close()
+
+
+class Spin:
+    """A program that keeps running, using CPU without waiting for anything, well past what any
+    answer to a line or a connection costs: its wait is decided then, not at its timeout (CPU
+    time, not wall time, so that a loaded machine does not make a slow program look like one)."""
+
+    CPU = 1.0  # seconds of CPU, scaled with --timeout-scale; a program answers in milliseconds
+    LOOK = 0.25  # how often the CPU time of a running program is read
+
+    def __init__(self, sides: list[Side], scale: float) -> None:
+        self.limit = self.CPU * scale
+        self.start = time.monotonic()
+        self.next_look = self.start + self.LOOK
+        self.used = {s.role: cpu_seconds(s.program.pid) for s in sides if not s.exited}
+        self.pids = {s.role: s.program.pid for s in sides if not s.exited}
+
+    def found(self, states: dict[str, TreeState], now: float) -> str:
+        """Why a running program is taken as spinning, or ""."""
+        if now < self.next_look:
+            return ""
+        self.next_look = now + self.LOOK
+        for role, state in states.items():
+            if state.kind != "running" or role not in self.pids:
+                continue
+            used = cpu_seconds(self.pids[role]) - self.used[role]
+            if used >= self.limit:
+                return (f"not at rest: the {role} used {used:.1f} s of CPU in {now - self.start:.1f} s "
+                        f"without waiting for anything ({state.detail})")
+        return ""
 
 
 def selectors_wait(fds: list[int], timeout: float) -> None:

@@ -38,6 +38,7 @@ from conformance.programs import SLICE
 # W-5: how a case's frames are cut into TCP segments.
 DELIVERIES = ("whole", "bytewise", "split-header", "coalesced")
 SEGMENT_GAP = 0.02  # between segments, only where it cannot be seen that the other side has read
+IDLE_LOOK = 0.02  # how often a wait for the other side to read asks whether it is at rest (each look reads /proc)
 
 
 def invalid_vector_cases(which: Callable[[vectors.Vector], bool] = lambda vector: True) -> list:
@@ -103,6 +104,8 @@ class WirePeer:
         # Whether the program at the other end has answered all it was given (Program.idle): a
         # wait for its bytes ends then, instead of at its timeout. Without a program, never.
         self.idle: Callable[[], bool] = lambda: False
+        self.at_rest: Callable[[], str] = lambda: "is at rest"  # how idle() found it, for a report
+        self.rested = False  # the last wait ended because the program was at rest
         # Set while the program has not yet sent a frame in this run: what to say if it speaks
         # plain text instead (the pair command), and its prompt when it waits for its user (None
         # while it does not). Nothing on the wire and a prompt where a frame was due mean plain text.
@@ -141,7 +144,12 @@ class WirePeer:
         """Until the other program has read everything sent so far (at most a second), so that the
         next bytes are surely a read of their own; where that cannot be seen, a fixed gap."""
         deadline = time.monotonic() + min(self.timeout, 1.0)
-        while (unread := unread_by_peer(self.sock)) and time.monotonic() < deadline:
+        look = time.monotonic() + IDLE_LOOK
+        while (unread := unread_by_peer(self.sock)) and (now := time.monotonic()) < deadline:
+            if now >= look:  # a program at rest that has not read them will not (Program.idle)
+                if self.idle():
+                    return
+                look = now + IDLE_LOOK
             time.sleep(0.0005)  # the other program's read has no event we could wait on
         if unread is None:
             time.sleep(SEGMENT_GAP)
@@ -216,6 +224,7 @@ class WirePeer:
         """The next event, or None if nothing complete came within timeout. An invalid frame from
         the implementation is a CaseFailure that shows its bytes."""
         deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        self.rested = False
         while True:
             try:
                 event = self.conn.next_event()
@@ -236,6 +245,7 @@ class WirePeer:
                 return event
             left = deadline - time.monotonic()
             if self._read(max(0.0, min(SLICE, left))) is None and (left <= 0 or self.idle()):
+                self.rested = left > 0
                 self._plain_text(reqs, what)
                 return None
 
@@ -293,6 +303,8 @@ class WirePeer:
 
     def _got(self, event: Event | None, timeout: float | None) -> str:
         raw = f"; bytes: {hexdump(bytes(self.unread))}" if self.unread else ""
+        if event is None and self.rested:
+            return f"nothing complete: {self.at_rest()}{raw}"
         if event is None:
             wait = timeout if timeout is not None else self.timeout
             return f"nothing complete within {wait:g} s{raw}"

@@ -13,6 +13,7 @@ import platform
 import re
 import struct
 import termios
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,10 +72,37 @@ def has_timeout(name: str, args: list[int]) -> bool:
     return how == "ts" and args[at] != 0
 
 
-def sleeps_until(name: str, args: list[int]) -> bool:
-    """Whether a thread blocked outside poll/select/epoll will wake by itself: a sleep, or a futex
+# A sleep that ends further away than this is no clock the program is on: no wait of the suite
+# lasts as long, so the program cannot act within it (a student's `time.sleep(3600)` after HELLO).
+LONG_SLEEP = 60.0
+TIMER_ABSTIME = 1
+
+
+def sleep_left(pid: int, name: str, args: list[int]) -> float | None:
+    """Seconds a nanosleep or clock_nanosleep has at most left; None if its request cannot be read.
+    An absolute sleep (clock_nanosleep with TIMER_ABSTIME, as Python's time.sleep) names its end;
+    a relative one its length, which bounds what is left."""
+    clock, flags, request = (time.CLOCK_MONOTONIC, 0, args[0]) if name == "nanosleep" else args[:3]
+    try:
+        with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+            mem.seek(request)
+            seconds, nanoseconds = struct.unpack("qq", mem.read(16))
+        length = seconds + nanoseconds / 1e9
+        return length - time.clock_gettime(clock) if flags & TIMER_ABSTIME else length
+    except (OSError, ValueError, OverflowError, struct.error):
+        return None
+
+
+def sleeps_until(pid: int, name: str, args: list[int]) -> bool:
+    """Whether a thread blocked outside poll/select/epoll will wake by itself within LONG_SLEEP: a
+    sleep (an absolute one read to its end, a relative one of at most that length), or a futex
     wait with a timeout (FUTEX_WAIT's fourth argument)."""
-    return name in ("nanosleep", "clock_nanosleep") or (name == "futex" and args[3] != 0)
+    if name in ("nanosleep", "clock_nanosleep"):
+        # A relative sleep of more than LONG_SLEEP is taken as long even if it began long ago: a
+        # program that chose to sleep a minute or more is not answering anyone meanwhile.
+        left = sleep_left(pid, name, args)
+        return left is None or left <= LONG_SLEEP
+    return name == "futex" and args[3] != 0
 
 
 def fd_target(pid: int, fd: int) -> str:
@@ -148,7 +176,18 @@ def thread_state(pid: int, tid: int) -> tuple[str, str, bool]:
         if target.startswith("socket:"):
             return "network", f"pid {pid} in {name}({args[0]} socket)", False
         return "blocked", f"pid {pid} in {name}({args[0]} {target})", False
-    return "blocked", f"pid {pid} in {name}", sleeps_until(name, args)
+    return "blocked", f"pid {pid} in {name}", sleeps_until(pid, name, args)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) used so far by `pid` and every process under it."""
+    ticks = 0
+    for member in descendants(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(f"/proc/{member}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def tree_state(pid: int) -> TreeState:

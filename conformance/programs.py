@@ -229,8 +229,9 @@ class Program:
             self._idle_since = None
 
     def idle(self) -> bool:
-        """Whether it has answered all it was given: it waits for its user or a socket (read from
-        /proc), with no unread input on its sockets, no timer of its own pending, and no output or
+        """Whether it has answered all it was given: it waits for its user or a socket, or is blocked
+        for good (read from /proc), with no unread input on its sockets, no timer of its own pending
+        (a sleep of more than procstate.LONG_SLEEP is none), and no output or
         typing for a quiet period; seen so twice, CONFIRM apart. An exited program is not idle
         (its wait ends at the end of its output). With `early` off, never."""
         if not self.early or self.ended:
@@ -243,7 +244,12 @@ class Program:
         state = tree_state(self.child.pid)
         self.last_state = state
         pid = self.child.pid
-        if state.kind not in ("user", "network") or state.timed or unread_input(pid) or terminal_unread(pid):
+        # Blocked elsewhere with no timer (a sleep of an hour, a lock never released) is at rest too:
+        # nothing but a signal can wake it, so what a wait expects of it will not come, and input
+        # waiting for it does not count (it is not reading).
+        waiting = state.kind in ("user", "network")
+        if (state.kind in ("running", "exited") or state.timed
+                or (waiting and (unread_input(pid) or terminal_unread(pid)))):
             self._idle_since = None
             return False
         if self._idle_since is None:
@@ -313,7 +319,7 @@ class Program:
         state = self.last_state
         if state is None:
             return "is idle"
-        waits = "waits for its user" if state.kind == "user" else "waits on the network"
+        waits = {"user": "waits for its user", "network": "waits on the network"}.get(state.kind, "is blocked")
         return f"{waits}, with nothing more to show ({state.detail})"
 
     def interrupt(self) -> None:

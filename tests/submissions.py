@@ -5,7 +5,8 @@ a mutant of them (tests/broken/mutants.py) where it should FAIL exactly that mut
 the plain-text pair of tests/pairs/ and four copies of it with a student's defect (each FAILing
 exactly its cases), the independent implementation of tests/independent/, one
 as a real class hands it in (a zip's top folder, a client built as chatClient, a stale binary
-committed with it), and seven that cannot be graded: one that does not compile, one that hangs,
+committed with it), a server that sleeps after it listens (graded at once: it is at rest), and
+seven that cannot be graded: one that does not compile, one that hangs,
 one that exits at once, one with no programs, a Python 2 server, a server that listens on
 another port than given, a build that installs packages. `make_class()` returns what each must get.
 """
@@ -23,13 +24,22 @@ from mutants import CLIENT_FILES, MUTANTS, SERVER_FILES, Mutant, mutated_source
 ROOT = Path(__file__).resolve().parent.parent
 MUTANT_NAMES = ("srv-stale-handle", "srv-no-busy", "cli-message-off-by-one")
 
-HANGING_SERVER = '''"""Answers HELLO as PROTOCOL.md says, then never reads nor writes again."""
+HANGING_SERVER = '''"""Answers each HELLO as PROTOCOL.md says, then never reads nor writes that connection again;
+a clock of its own ticks all the while, so that every wait for it lasts its full time."""
 import socket
 import sys
+import threading
 import time
 
 from chatwire import Hello, encode
 
+
+def tick() -> None:
+    while True:
+        time.sleep(0.05)
+
+
+threading.Thread(target=tick, daemon=True).start()
 with socket.create_server(("127.0.0.1", int(sys.argv[1]))) as listener:
     print(f"Listening on port {sys.argv[1]}...", flush=True)
     held = []
@@ -38,7 +48,18 @@ with socket.create_server(("127.0.0.1", int(sys.argv[1]))) as listener:
         conn.recv(64)
         conn.sendall(encode(Hello("HostA")))
         held.append(conn)
-        time.sleep(3600)
+'''
+
+# Listens, says so, then sleeps for an hour: blocked with no clock of its own, it is at rest (each
+# wait for it ends at once, where the hanging server above makes each wait last its full time).
+SLEEPING_SERVER = '''"""Listens, says so, then sleeps for an hour: it never accepts a connection."""
+import socket
+import sys
+import time
+
+with socket.create_server(("127.0.0.1", int(sys.argv[1]))) as listener:
+    print(f"Listening on port {listener.getsockname()[1]}...", flush=True)
+    time.sleep(3600)
 '''
 
 
@@ -174,6 +195,12 @@ def make_class(folder: Path) -> dict[str, Expected]:
     copy(("chatwire.py", "chatclient.c", "chatwire.c", "chatwire.h"), ROOT, hangs)
     (hangs / "chatserve.py").write_text(HANGING_SERVER)
     expected["hangs"] = Expected("HUNG", "framed", message="and it was killed")
+
+    sleeps = folder / "sleeps"
+    copy(("chatclient.c", "chatwire.c", "chatwire.h"), ROOT, sleeps)
+    (sleeps / "chatserve.py").write_text(SLEEPING_SERVER)
+    expected["sleeps"] = Expected("GRADED", "framed", fails=frozenset({"S-HELLO-1", "S-TEXT-6"}),
+                                  others=frozenset({"BLOCKED"}))
 
     quits = folder / "exits-at-once"
     quits.mkdir()
