@@ -11,6 +11,7 @@ import base64
 import hashlib
 import re
 import subprocess
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -341,10 +342,11 @@ def test_a_broken_page_is_caught(tmp_path: Path) -> None:
 
 
 def test_a_hung_page_fails_within_the_timeout_and_leaves_no_process(tmp_path: Path) -> None:
-    page = tmp_path / "hang.html"
+    page = tmp_path / f"hang-{uuid.uuid4().hex}.html"  # a name of its own: the browser loads a copy of that name
     page.write_text("<!DOCTYPE html><html><head></head><body><script>while (true) {}</script></body></html>",
                     encoding="utf-8")
     with pytest.raises(pytest.fail.Exception, match=r"did not finish loading .* within 2 s and was killed"):
         load(page, timeout=2)
+    # Only this test's browser (its page's name is its own), not another run's on the same machine.
     left = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout.splitlines()
-    assert not [args for args in left if "browser-test-" in args and "/hang.html" in args]
+    assert not [args for args in left if page.name in args]
