@@ -15,8 +15,9 @@ p99 per pair, and the chat's median over netcat's.
 
 --server and --client measure another copy of a program (a candidate change) in the same harness.
 
-Where `nc` is missing it installs Debian's netcat-openbsd with apt-get (as root; nothing when it
-is there); where that cannot be had it measures the chat alone and says why.
+Where OpenBSD's netcat (`nc.openbsd`; other netcats take other options) is missing it installs
+Debian's netcat-openbsd with apt-get (as root; nothing when it is there); where that cannot be
+had it measures the chat alone and says why.
 """
 
 from __future__ import annotations
