@@ -302,10 +302,13 @@ def test_sigterm_sends_quit_and_exits_143(client, listener: Listener) -> None:
     assert cli.wait_exit() == 143
 
 
-def test_no_server_hello_gets_timeout_and_exit_5(client, listener: Listener, monkeypatch) -> None:
-    monkeypatch.setenv("CHAT_HELLO_TIMEOUT", "0.3")
+@pytest.mark.parametrize(("wait", "shown"), [("0.3", "0.3"), ("0.50", "0.5")])
+def test_no_server_hello_gets_timeout_and_exit_5(client, listener: Listener, monkeypatch, wait: str,
+                                                 shown: str) -> None:
+    """C-4, E-4: the reason names the wait used, as %g writes it."""
+    monkeypatch.setenv("CHAT_HELLO_TIMEOUT", wait)
     cli, peer = start(client, listener)
     event = peer.receive()
-    assert event == Error(ErrorCode.TIMEOUT, "no HELLO within 0.3 s")
-    cli.expect_line("chatclient: protocol error: sent ERROR 5 TIMEOUT (no HELLO within 0.3 s)")
+    assert event == Error(ErrorCode.TIMEOUT, f"no HELLO within {shown} s")
+    cli.expect_line(f"chatclient: protocol error: sent ERROR 5 TIMEOUT (no HELLO within {shown} s)")
     assert cli.wait_exit() == 5
