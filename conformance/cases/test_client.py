@@ -247,7 +247,9 @@ class Ran:
 
 def run_with(opts: Options, reqs: str, args: list[str]) -> Ran:
     """The client's command with `args` in place of its {host} {port} arguments, its input at end
-    of file (a client that asks for a handle gets no answer), its output collected."""
+    of file, its output collected. A client that asks for a handle before it finds the fault gets
+    end of input for an answer and, as C-2 says, exits 0: a non-zero status tells that the fault
+    was found first."""
     argv = list(opts.command)
     if "{host}" not in argv or "{port}" not in argv or argv.index("{port}") != argv.index("{host}") + 1:
         pytest.skip("the client's command does not give {host} {port} as two arguments of their own")
