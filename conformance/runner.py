@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -446,7 +447,7 @@ def run_suite(mode: str, programs: Programs, run: RunOptions, rerun: bool = Fals
             "--events", f"/dev/fd/{write}", *target]
     out_read, out_write = os.pipe()
     proc = subprocess.Popen(argv, stdout=out_write, stderr=out_write, stdin=subprocess.DEVNULL,
-                            pass_fds=tuple(passed))
+                            pass_fds=tuple(passed), preexec_fn=suite_limits)
     for fd in [*passed[1:], out_write]:
         os.close(fd)
     os.close(write)
@@ -475,6 +476,16 @@ def run_suite(mode: str, programs: Programs, run: RunOptions, rerun: bool = Fals
         raise NotGradable(Status.ERROR, f"the suite's {mode} run ended with status {proc.returncode} and no results",
                           tail.text())
     return cases
+
+
+SUITE_MEMORY = 6 << 30  # the suite's address space: it keeps each program's screen, which a flood could grow
+
+
+def suite_limits() -> None:
+    """The suite run's own bound: a program that floods its screen ends that run (ERROR for its
+    submission) before it takes the machine's memory."""
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (SUITE_MEMORY, SUITE_MEMORY))
 
 
 def with_reruns(mode: str, programs: Programs, run: RunOptions, course: str = "") -> list[dict[str, Any]]:

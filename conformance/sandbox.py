@@ -152,7 +152,8 @@ class Sandbox:
         if self.python.venv_cfg:
             self.cfg.write_text(self.python.venv_cfg)
 
-    def command(self, source: Path, uid: int, kept: Path | None = None) -> list[str]:
+    def command(self, source: Path, uid: int, kept: Path | None = None, program: str = "") -> list[str]:
+        """`program`: an interpreter of the grader's (--python2) shown at its own path, read-only."""
         tool = bwrap()
         if tool is None:
             raise SandboxError(f"bwrap (bubblewrap) is not installed: {FIX}; {UNSAFE}")
@@ -182,6 +183,7 @@ class Sandbox:
             argv += ["--symlink", target, link]
         for name in SUITE_FILES:
             argv += ["--ro-bind-try", str(self.root / name), str(SUITE / name)]
+        argv += interpreter_binds(program)
         argv += ["--ro-bind", str(source), str(SOURCE)]
         if kept is not None:
             argv += ["--bind", str(kept), str(KEPT)]
@@ -193,6 +195,22 @@ class Sandbox:
         return {"PATH": f"{VENV if self.python.venv_cfg else Path(self.python.executable).parent}/bin:/usr/bin:/bin",
                 "PYTHONPATH": str(SUITE), "PYTHONSAFEPATH": "1", "PYTHONDONTWRITEBYTECODE": "1",
                 "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/tmp", "TMPDIR": "/tmp"}
+
+
+def interpreter_binds(program: str) -> list[str]:
+    """An interpreter outside /usr (--python2 /opt/py27/bin/python2) at its own path, read-only: its
+    folder, and beside a bin/ its lib/; the folders above made readable on the way."""
+    if not program or not os.path.isabs(program) or Path(program).is_relative_to("/usr"):
+        return []
+    folder = Path(program).parent
+    shown = [folder, *([folder.parent / "lib"] if folder.name == "bin" else [])]
+    argv = []
+    for ancestor in reversed(folder.parents):
+        if ancestor != Path("/") and ancestor not in (Path("/tmp"), Path("/opt"), OPT):
+            argv += ["--perms", "0755", "--dir", str(ancestor)]
+    for path in shown:
+        argv += ["--ro-bind-try", str(path), str(path)]
+    return argv
 
 
 def check(root: Path) -> str:

@@ -121,7 +121,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Any:
               "targets": [str(folder / "aa-reference" / "chatserve.py"), str(folder / "writes-outside" / "owned"),
                           str(ROOT / "conformance" / "plugin.py"), str(grader / "owned"), str(base / "owned")]}
     expected = make_class(folder, params)
-    watched = (folder, grader, ROOT / "conformance")
+    watched = (folder, grader)  # the suite is watched for what the attack writes (others may edit it meanwhile)
     before = digest(*watched)
     out = base / "out"
     out.mkdir()
@@ -206,6 +206,7 @@ def test_every_csv_cell_is_formula_safe(hostile: HostileRun) -> None:
 
 def test_every_text_of_a_submission_is_escaped_where_shown(hostile: HostileRun) -> None:
     assert "\x1b" not in hostile.result.stdout and "\r" not in hostile.result.stdout
+    assert re.search(rf"^\[\d+/{len(hostile.expected)}\] probe-and-kill\?\[2J: NO-START", hostile.result.stdout, re.M)
     assert "<script>alert" not in hostile.html
     assert 'HYPERLINK("https' not in hostile.html  # escaped: &quot;
 
@@ -243,7 +244,8 @@ def test_a_flood_of_output_is_read_within_bounds(hostile: HostileRun) -> None:
 
 
 def test_nothing_is_written_outside_the_copy(hostile: HostileRun) -> None:
-    assert hostile.after == hostile.before  # the class folder, the grader's folder, the suite
+    assert hostile.after == hostile.before  # the class folder, the grader's folder
+    assert not (ROOT / "conformance" / "plugin.py").read_text().endswith("owned")  # the suite
     found = hostile.found("writes-outside")
     allowed = {"/tmp/owned", str(sandbox.WORK / "owned")}
     for path, outcome in found.items():
@@ -255,7 +257,7 @@ def test_nothing_is_written_outside_the_copy(hostile: HostileRun) -> None:
 
 
 def test_the_programs_run_as_an_unused_uid_without_privilege(hostile: HostileRun) -> None:
-    found = hostile.found("probe-and-kill")
+    found = hostile.found("probe-and-kill\x1b[2J")
     uid, euid, gid, egid, groups = found["ids"]
     assert uid == euid == gid == egid and sandbox.UID_FIRST <= uid < sandbox.UID_FIRST + sandbox.UID_COUNT
     assert groups == []

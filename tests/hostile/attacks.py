@@ -236,7 +236,7 @@ ATTACKS = {
     "fills-disk": Hostile("GRADED", FILLS_DISK, "build"),
     "floods-output": Hostile("BUILD-FAIL", FLOODS_OUTPUT, "build"),
     "writes-outside": Hostile("GRADED", WRITES_OUTSIDE, "build"),
-    "probe-and-kill": Hostile("NO-START", PROBE, "server"),
+    "probe-and-kill\x1b[2J": Hostile("NO-START", PROBE, "server"),  # its name would clear the grader's screen
 }
 BYSTANDERS = ("aa-reference", "zz-reference")  # graded beside them: each must PASS every case
 
