@@ -33,6 +33,7 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -111,6 +112,28 @@ def emit(event: str, **fields: Any) -> None:
 # --- building ---------------------------------------------------------------------------------
 
 
+OWN_BYTES = 4 << 20  # the most the runner reads of one file of a submission's
+
+
+def read_own(path: Path, strict: bool = False) -> str:
+    """A file of the submission's, read by the runner (root inside the sandbox): not through a
+    link (the runner would read what a link points to with its rights), at most OWN_BYTES. ''
+    for one it cannot read, unless `strict` (then OSError)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(f"{path.name} is not a regular file")
+            data = os.read(fd, OWN_BYTES)
+        finally:
+            os.close(fd)
+    except OSError:
+        if strict:
+            raise
+        return ""
+    return data.decode("utf-8", "replace")
+
+
 def run_bounded(argv: list[str], cwd: Path, seconds: float) -> tuple[int | None, str]:
     """An untrusted command with its output; None for the status when it ran out of time (then
     its whole process group is killed, so a compiler it started cannot hold the pipe open)."""
@@ -148,7 +171,7 @@ def build_commands(work: Path) -> list[list[str]]:
     commands = []
     for compiler, pattern in (("cc", "*.c"), ("c++", "*.cpp")):
         sources = sorted(p.name for p in work.glob(pattern))
-        mains = [s for s in sources if re.search(r"\bmain\s*\(", (work / s).read_text("utf-8", "replace"))]
+        mains = [s for s in sources if re.search(r"\bmain\s*\(", read_own(work / s))]
         others = [s for s in sources if s not in mains]
         for main in mains:
             commands.append([compiler, "-O2", "-o", Path(main).stem, main, *others, "-lm"])
@@ -168,7 +191,7 @@ def first_error(output: str) -> str:
 def installs_packages(work: Path, output: str) -> bool:
     """Whether a build (its files, its output) installs packages: pip, npm, apt..."""
     scripts = [work / "compileall", *(work / name for name in MAKEFILES)]
-    texts = [output] + [p.read_text("utf-8", "replace") for p in scripts if p.is_file()]
+    texts = [output] + [read_own(p) for p in scripts if p.is_file()]
     return any(INSTALLS.search(text) for text in texts)
 
 
@@ -262,7 +285,7 @@ def find_programs(work: Path, made: list[str] | None = None, templates: Template
     config: dict[str, Any] = {}
     if (work / CONFIG).is_file():
         try:
-            config = tomllib.loads((work / CONFIG).read_text("utf-8", "replace"))
+            config = tomllib.loads(read_own(work / CONFIG))
         except tomllib.TOMLDecodeError as exc:
             raise NotGradable(Status.NO_START, f"{CONFIG}: {exc}") from None
     found: list[str] = []
@@ -304,7 +327,7 @@ def python2_reason(path: Path) -> str | None:
     """Why `path` is Python 2 ("print statement, line 12"), or None: it compiles under Python 3, or
     what breaks it is not Python 2 syntax."""
     try:
-        source = path.read_text("utf-8", "replace")
+        source = read_own(path, strict=True)
     except OSError:
         return None
     try:
