@@ -49,6 +49,10 @@ def grade_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submission", type=Path, metavar="SUBMISSION_DIR", help="the student's folder")
     parser.add_argument("--gradescope", type=Path, metavar="FILE", help="write Gradescope's results.json to FILE")
+    parser.add_argument("--gradescope-tests", choices=("requirement", "case"), default="requirement",
+                        help="Gradescope's tests: one per item the profile scores (a requirement, or a case with "
+                             "points of its own: the default), or one per case, each worth its share of its "
+                             "requirement's points (needs credit = \"partial\")")
     parser.add_argument("--summary-md", type=Path, metavar="FILE",
                         help="write the Markdown feedback to FILE (appended: $GITHUB_STEP_SUMMARY is shared)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the batch's JSON of this submission to FILE")
@@ -72,6 +76,8 @@ def main(argv: list[str]) -> int:
     except course.ProfileError as exc:
         print("\n".join(f"conformance: --profile {args.profile}: {line}" for line in exc.problems), file=sys.stderr)
         return 2
+    if args.gradescope_tests == "case" and profile.scoring.credit != "partial":
+        parser.error('--gradescope-tests case needs the profile\'s [scoring] credit = "partial"')
     started = time.monotonic()
     name = args.name or args.submission.resolve().name or "submission"
     with tempfile.TemporaryDirectory(prefix="conformance-grade-") as temp:
@@ -120,7 +126,8 @@ def write_outputs(args: argparse.Namespace, data: dict[str, Any], row: dict[str,
         args.json.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
         print(f"wrote {args.json}")
     if args.gradescope:
-        results = gradescope.results(row, profile, commands, requirements, seconds)
+        results = gradescope.results(row, profile, commands, requirements, seconds,
+                                     per_case=getattr(args, "gradescope_tests", "") == "case")
         args.gradescope.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
         print(f"wrote {args.gradescope}")
     if args.summary_md:

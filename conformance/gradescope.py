@@ -47,12 +47,13 @@ def hidden_from(visibility: str, shown_in: str) -> bool:
 
 
 def results(row: Mapping[str, Any], profile: course.Profile, commands: tuple[str, str],
-            requirements: Mapping[str, str], seconds: float) -> dict[str, Any]:
-    """Gradescope's results.json of one submission: a row of the batch's JSON, with its points."""
+            requirements: Mapping[str, str], seconds: float, per_case: bool = False) -> dict[str, Any]:
+    """Gradescope's results.json of one submission: a row of the batch's JSON, with its points. One
+    test per item the profile scores, or with `per_case` one per case that counts toward one."""
     points = row.get("points") or {}
     items = [item for item in points.get("items", []) if isinstance(item, dict)]
-    tests = []
-    for number, item in enumerate(items, 1):
+    tests = case_tests(row, profile, commands, items) if per_case else []
+    for number, item in enumerate([] if per_case else items, 1):
         earned, worth = float(item.get("score", 0)), float(item.get("max_score", 0))
         tests.append({"name": test_name(item, requirements), "number": str(number), "score": earned,
                       "max_score": worth, "status": "passed" if earned >= worth else "failed",
@@ -63,6 +64,53 @@ def results(row: Mapping[str, Any], profile: course.Profile, commands: tuple[str
             "tests": tests,
             "extra_data": {"status": str(row.get("status", "")), "mode": str(row.get("mode", "")),
                            "profile": str(points.get("profile", profile.name))}}
+
+
+def case_tests(row: Mapping[str, Any], profile: course.Profile, commands: tuple[str, str],
+               items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One test per case that counts toward an item, worth its share of the item's points as
+    profile.score() weighs it with credit = "partial" (the item's points over its base cases, a
+    base case's over its variants; SKIP is left out), and earning it when its verdict earns."""
+    if profile.scoring.credit != "partial":
+        raise ValueError('one test per case needs [scoring] credit = "partial" (all-or-nothing is per requirement)')
+    results: dict[str, dict[str, Any]] = {str(k): v for k, v in (row.get("results") or {}).items()
+                                          if isinstance(v, dict)}
+    ran = row.get("status") in (Status.GRADED, Status.HUNG)
+    earning = set(profile.scoring.earning)
+    worth: dict[str, float] = {}
+    toward: dict[str, list[str]] = {}
+    numbers: dict[str, str] = {}
+    for index, item in enumerate(items, 1):
+        by_base: dict[str, list[str]] = {}
+        for cid in item.get("cases", []):
+            if not ran or results.get(cid, {}).get("verdict") != Verdict.SKIP:
+                by_base.setdefault(cid.split("[", 1)[0], []).append(cid)
+        for ids in by_base.values():
+            for cid in ids:
+                worth[cid] = worth.get(cid, 0.0) + float(item.get("max_score", 0)) / len(by_base) / len(ids)
+                toward.setdefault(cid, []).append(str(item.get("id")))
+                numbers.setdefault(cid, f"{index}.{sum(n.startswith(f'{index}.') for n in numbers.values()) + 1}")
+    points = row.get("points") or {}
+    tests = []
+    for cid, share in worth.items():
+        result = results.get(cid, {})
+        verdict = str(result.get("verdict", "")) if ran else ""
+        info = course.CaseInfo(cid, str(result.get("mode", "")), tuple(result.get("requirements", []) or []))
+        visibility = course.case_visibility(profile, info, points)
+        earned = share if verdict in earning else 0.0
+        if not ran:
+            output = f"Not run: the submission is **{feedback.inline(row.get('status', ''))}** (see the overview)."
+        elif verdict in PASSED:
+            output = f"**{feedback.inline(verdict)}** `{feedback.inline(cid)}`\n"
+        else:
+            output = "\n".join(case_details(cid.split("[", 1)[0], [cid], results, commands,
+                                            withheld(row, profile, visibility)))
+        title = str(result.get("title", ""))
+        tests.append({"name": f"{cid}: {title}" if title else cid, "number": numbers[cid],
+                      "score": round(earned, 4), "max_score": round(share, 4),
+                      "status": "passed" if earned >= share else "failed", "visibility": visibility,
+                      "output_format": "md", "output": output, "tags": toward[cid]})
+    return tests
 
 
 def withheld(row: Mapping[str, Any], profile: course.Profile, shown_in: str) -> list[str]:

@@ -276,3 +276,38 @@ def test_no_message_nor_blocked_case_names_a_hidden_case() -> None:
     assert "S-BUSY-1" not in results["output"] and "(a case not shown)" in results["output"]
     assert "S-BUSY-1" not in visible["output"] and "S-NEXT-1" in visible["output"]
     assert "S-BUSY-1" in hidden["output"]
+
+
+def test_one_test_per_case_splits_each_requirements_points_as_the_profile_weighs_them() -> None:
+    """A-3's 15 points over its base cases (S-MSG-1, S-MSG-3; SKIP left out), S-MSG-1's over its
+    two variants: 3.75, 3.75 and 7.5; a case of a hidden requirement is a hidden test."""
+    from conformance import gradescope
+    from conformance import profile as course
+
+    profile = course.Profile(visibility={"A-13": "hidden"})
+
+    def case(cid: str, verdict: str, reqs: str) -> dict[str, Any]:
+        return {"id": cid, "mode": "server", "verdict": verdict, "requirements": reqs.split(), "title": cid.lower(),
+                "details": ["expected: x", "     got: y"]}
+
+    results = {c["id"]: c for c in (case("S-MSG-1[whole]", "PASS", "S-5"), case("S-MSG-1[bytewise]", "FAIL", "S-5"),
+                                    case("S-MSG-3", "PASS", "W-5"), case("S-MSG-9", "SKIP", "W-5"),
+                                    case("S-BUSY-1", "FAIL", "S-8"))}
+    items = [{"id": "A-3", "kind": "requirement", "score": 11.25, "max_score": 15, "visibility": "visible",
+              "passed": 1.5, "counted": 2, "cases": ["S-MSG-1[whole]", "S-MSG-1[bytewise]", "S-MSG-3", "S-MSG-9"]},
+             {"id": "A-13", "kind": "requirement", "score": 0, "max_score": 3, "visibility": "hidden", "passed": 0,
+              "counted": 1, "cases": ["S-BUSY-1"]}]
+    row = {"name": "s", "status": "GRADED", "mode": "framed", "message": "", "results": results,
+           "points": {"score": 11.25, "max_score": 18, "items": items}}
+    out = gradescope.results(row, profile, ("python3 chatserve.py {port}", "./chatclient {host} {port}"), {}, 9,
+                             per_case=True)
+    assert problems(out, SCHEMA) == []
+    tests = {t["name"].split(":")[0]: t for t in out["tests"]}
+    assert list(tests) == ["S-MSG-1[whole]", "S-MSG-1[bytewise]", "S-MSG-3", "S-BUSY-1"]
+    assert [(t["score"], t["max_score"], t["status"]) for t in tests.values()] == [
+        (3.75, 3.75, "passed"), (0, 3.75, "failed"), (7.5, 7.5, "passed"), (0, 3, "failed")]
+    assert sum(t["score"] for t in out["tests"]) == out["score"] == 11.25
+    assert [t["number"] for t in tests.values()] == ["1.1", "1.2", "1.3", "2.1"]
+    assert tests["S-BUSY-1"]["visibility"] == "hidden" and tests["S-MSG-3"]["visibility"] == "visible"
+    assert "expected: x" in tests["S-MSG-1[bytewise]"]["output"]
+    assert "S-BUSY-1" not in out["output"]
