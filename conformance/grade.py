@@ -79,7 +79,7 @@ def main(argv: list[str]) -> int:
     if args.gradescope_tests == "case" and profile.scoring.credit != "partial":
         parser.error('--gradescope-tests case needs the profile\'s [scoring] credit = "partial"')
     started = time.monotonic()
-    name = args.name or args.submission.resolve().name or "submission"
+    name = (args.name or args.submission.resolve().name).lstrip(".") or "submission"  # batch skips a .folder
     with tempfile.TemporaryDirectory(prefix="conformance-grade-") as temp:
         folder = Path(temp) / "class"
         folder.mkdir()
