@@ -822,7 +822,8 @@ def case_ctrl_c_client_open(fresh_server: ServerUnderTest) -> None:
                            timeout=(DRAIN_LIMIT + 1.0) * srv.opts.timeout_scale)
 
 
-@case("S-STDIN-1", reqs="S-12 X-2", title="with /dev/null as its input the server exits 0 at once, without a traceback")
+@case("S-STDIN-1", reqs="S-12 X-2", title="with /dev/null as its input the server exits 0 at once, without a traceback",
+      needs=("S-HELLO-1",))
 def case_dev_null_input(opts: Options, ctx: Context, server_pool: ServerPool) -> None:
     if opts.attach:
         pytest.skip("not applicable with --attach: this case needs a server process of its own")
