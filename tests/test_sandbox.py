@@ -207,7 +207,7 @@ def test_every_csv_cell_is_formula_safe(hostile: HostileRun) -> None:
 def test_every_text_of_a_submission_is_escaped_where_shown(hostile: HostileRun) -> None:
     assert "\x1b" not in hostile.result.stdout and "\r" not in hostile.result.stdout
     assert re.search(rf"^\[\d+/{len(hostile.expected)}\] probe-and-kill\?\[2J: NO-START", hostile.result.stdout, re.M)
-    assert "<script>alert" not in hostile.html
+    assert "<img src=x" not in hostile.html and "&lt;img src=x onerror=alert(1)&gt;" in hostile.html
     assert 'HYPERLINK("https' not in hostile.html  # escaped: &quot;
 
 

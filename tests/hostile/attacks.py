@@ -238,7 +238,8 @@ ATTACKS = {
     "writes-outside": Hostile("GRADED", WRITES_OUTSIDE, "build"),
     "probe-and-kill\x1b[2J": Hostile("NO-START", PROBE, "server"),  # its name would clear the grader's screen
 }
-BYSTANDERS = ("aa-reference", "zz-reference")  # graded beside them: each must PASS every case
+# Graded beside them: each must PASS every case (the second's name is HTML the report must escape).
+BYSTANDERS = ("aa-reference", "zz-reference<img src=x onerror=alert(1)>")
 
 
 def make_class(folder: Path, params: dict[str, object]) -> dict[str, str]:
