@@ -219,7 +219,7 @@ class Grading:
         if not self.tty:
             return
         width = shutil.get_terminal_size().columns
-        parts = " | ".join(f"{shown(s.name)}: {s.current}" for s in self.running)
+        parts = " | ".join(f"{shown(s.name)}: {shown(s.current)}" for s in self.running)  # a stage names its files
         sys.stdout.write("\r\x1b[K" + f"[{self.done}/{self.total} done] {parts}"[: width - 1])
 
     # -- one submission
