@@ -851,8 +851,7 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
     if args.no_namespaces:
         print("warning: --no-namespaces --unsafe-no-sandbox: submissions run WITHOUT the sandbox, as this user: "
               "they can read and write its files (the suite's, other submissions', the outputs), reach the "
-              "network, outlive the batch and forge nothing only because the events travel on a pipe; limits, "
-              "clean environments and process groups still apply")
+              "network and outlive the batch; only limits, clean environments and process groups apply")
     subs = [done.get(s.name, s) for s in subs]
     for sub in done.values() if scorer else ():  # resumed: scored with this run's profile
         scorer.score(sub)
