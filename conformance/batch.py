@@ -286,7 +286,7 @@ class Grading:
                 if sub.source.is_symlink() or not sub.source.is_dir():
                     raise sandbox.SandboxError(f"{sub.source} is not a folder of its own (a symbolic link?)")
                 uid = self.uids.take()
-                prefix = [*self.box.command(sub.source.resolve(), uid, work if self.args.keep else None,
+                prefix = [*self.box.command(sub.source.resolve(), work if self.args.keep else None,
                                             getattr(self.args, "python2", None) or ""), self.box.python.executable]
                 env, source = self.box.runner_env(), sandbox.SOURCE
             argv = [*prefix, "-m", "conformance.runner", str(source), "--events-fd", str(events_write),

@@ -152,8 +152,10 @@ class Sandbox:
         if self.python.venv_cfg:
             self.cfg.write_text(self.python.venv_cfg)
 
-    def command(self, source: Path, uid: int, kept: Path | None = None, program: str = "") -> list[str]:
-        """`program`: an interpreter of the grader's (--python2) shown at its own path, read-only."""
+    def command(self, source: Path, kept: Path | None = None, program: str = "") -> list[str]:
+        """The runner's sandbox for the submission folder `source` (shown read-only), with `kept`
+        shown writable (--keep), and `program`, an interpreter of the grader's (--python2), shown
+        at its own path, read-only. The runner's own command line comes after it."""
         tool = bwrap()
         if tool is None:
             raise SandboxError(f"bwrap (bubblewrap) is not installed: {FIX}; {UNSAFE}")
@@ -192,7 +194,8 @@ class Sandbox:
 
     def runner_env(self) -> dict[str, str]:
         """The runner's environment: nothing of the grader's."""
-        return {"PATH": f"{VENV if self.python.venv_cfg else Path(self.python.executable).parent}/bin:/usr/bin:/bin",
+        bin_folder = Path(self.python.executable).parent  # the venv's bin, or the interpreter's own
+        return {"PATH": f"{bin_folder}:/usr/bin:/bin",
                 "PYTHONPATH": str(SUITE), "PYTHONSAFEPATH": "1", "PYTHONDONTWRITEBYTECODE": "1",
                 "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/tmp", "TMPDIR": "/tmp"}
 
@@ -224,7 +227,7 @@ def check(root: Path) -> str:
         box = Sandbox(root, Path(temp))
         probe = (f"import os; os.setgroups([]); os.setresgid({UID_FIRST}, {UID_FIRST}, {UID_FIRST}); "
                  f"os.setresuid({UID_FIRST}, {UID_FIRST}, {UID_FIRST}); import conformance.runner, pexpect")
-        argv = [*box.command(Path(temp), UID_FIRST), box.python.executable, "-c", probe]
+        argv = [*box.command(Path(temp)), box.python.executable, "-c", probe]
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=box.runner_env(),
                                   stdin=subprocess.DEVNULL)

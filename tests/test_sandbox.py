@@ -311,7 +311,7 @@ def test_a_root_only_file_stays_unreadable_even_where_the_sandbox_shows_it(tmp_p
     secret.chmod(0o600)
     with tempfile.TemporaryDirectory() as state:
         box = sandbox.Sandbox(ROOT, Path(state))
-        argv = box.command(tmp_path, sandbox.UID_FIRST)
+        argv = box.command(tmp_path)
         argv[-1:-1] = ["--ro-bind", str(secret.parent), "/grader"]
         script = ("import os, subprocess\nfrom conformance import sandbox\n"
                   f"os.environ[sandbox.UID_ENV] = '{sandbox.UID_FIRST}'\n"
