@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import ctypes
 import hashlib
+import io
 import json
 import os
 import re
@@ -29,7 +30,7 @@ import contextlib
 from attacks import BYSTANDERS, FORGED, make_class
 from submissions import reference
 
-from conformance import procstate, sandbox
+from conformance import batch, procstate, runner, sandbox
 from procs import ROOT, listed
 
 SECRET = "the-grader-secret-7f3a"  # in a root-only file of a folder the test owns
@@ -282,7 +283,7 @@ def test_no_process_of_the_batch_is_left(hostile: HostileRun) -> None:
 # --- without the sandbox --------------------------------------------------------------------------
 
 
-def batch(folder: Path, *options: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_batch(folder: Path, *options: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "conformance", "batch", str(folder), *options], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
                           env=env or dict(os.environ))
@@ -290,14 +291,14 @@ def batch(folder: Path, *options: str, env: dict[str, str] | None = None) -> sub
 
 def test_no_namespaces_alone_is_refused_and_says_what_it_gives_up(tmp_path: Path) -> None:
     reference(tmp_path / "class" / "ref")
-    result = batch(tmp_path / "class", "--no-namespaces", "--timeout-scale", "1")
+    result = run_batch(tmp_path / "class", "--no-namespaces", "--timeout-scale", "1")
     assert result.returncode == 2 and "started" not in result.stdout
     assert "--unsafe-no-sandbox" in result.stderr and "read and write its files" in result.stderr
 
 
 def test_without_bubblewrap_the_batch_stops_and_says_how_to_fix_the_machine(tmp_path: Path) -> None:
     reference(tmp_path / "class" / "ref")
-    result = batch(tmp_path / "class", "--timeout-scale", "1", env={**os.environ, "PATH": str(tmp_path / "none")})
+    result = run_batch(tmp_path / "class", "--timeout-scale", "1", env={**os.environ, "PATH": str(tmp_path / "none")})
     assert result.returncode == 2 and "started" not in result.stdout
     assert "the sandbox cannot be set up" in result.stderr and "apt-get install bubblewrap" in result.stderr
 
@@ -321,3 +322,52 @@ def test_a_root_only_file_stays_unreadable_even_where_the_sandbox_shows_it(tmp_p
         result = subprocess.run([*argv, box.python.executable, "-c", script], capture_output=True, text=True,
                                 env=box.runner_env(), timeout=60)
     assert result.stdout.split() == ["0", "1"], result.stdout + result.stderr
+
+
+# --- the parts ------------------------------------------------------------------------------------
+
+
+def test_bounded_output_keeps_its_head_and_tail_and_counts_the_rest() -> None:
+    out = sandbox.Bounded(head=4, tail=6)
+    for chunk in (b"ab", b"cdefgh", b"ijklmnop", b"qr"):
+        out.add(chunk)
+    assert out.text() == "abcd\n[... 8 bytes left out ...]\nmnopqr"
+    small = sandbox.Bounded(head=4, tail=6)
+    small.add(b"abc")
+    assert small.text() == "abc"
+
+
+def test_the_batch_skips_an_overlong_event_line_without_holding_it() -> None:
+    stream = io.BytesIO(b'{"a": 1}\n' + b"x" * (3 * 100) + b"\n" + b'{"b": 2}\n')
+    original = batch.EVENT_BYTES
+    batch.EVENT_BYTES = 100
+    try:
+        assert list(batch.bounded_lines(stream)) == [b'{"a": 1}\n', b'{"b": 2}\n']
+    finally:
+        batch.EVENT_BYTES = original
+
+
+def test_every_header_cell_of_the_csv_is_formula_safe() -> None:
+    header = batch.csv_header(["S-MSG-1", '=HYPERLINK("https://evil.invalid/","x")', "-x", "@y"], points=True)
+    assert header[-6:] == ["S-MSG-1", '\'=HYPERLINK("https://evil.invalid/","x")', "'-x", "'@y", "points",
+                           "max_points"]
+
+
+def test_the_runner_reads_a_submissions_file_without_following_a_link(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET)
+    (tmp_path / "conformance.toml").symlink_to(secret)
+    assert runner.read_own(tmp_path / "conformance.toml") == ""
+    with pytest.raises(OSError):
+        runner.read_own(tmp_path / "conformance.toml", strict=True)
+    (tmp_path / "big.c").write_bytes(b"x" * (runner.OWN_BYTES + 10))
+    assert len(runner.read_own(tmp_path / "big.c")) == runner.OWN_BYTES
+
+
+def test_two_batches_never_share_an_unused_uid(tmp_path: Path) -> None:
+    first, second = sandbox.Uids(tmp_path), sandbox.Uids(tmp_path)
+    a, b = first.take(), first.take()
+    c = second.take()
+    assert len({a, b, c}) == 3 and min(a, b, c) >= sandbox.UID_FIRST
+    first.give_back(a)
+    assert second.take() == a  # given back: free again
