@@ -33,7 +33,7 @@ from conformance.controllers import LEFT_AS_FOUND, Context, ModeCheck, ServerPoo
 from conformance.peer import DELIVERIES, WirePeer, describe, invalid_vector_cases, send_invalid
 from conformance.plugin import Options
 from conformance.plugin import case_id as id_of
-from conformance.programs import Program, substitute
+from conformance.programs import SLICE, Program, substitute
 from conformance.screen import visible
 
 case = pytest.mark.case
@@ -924,6 +924,7 @@ class OwnClocks:
         self.mode = mode
         self.clocks = {sent: OwnClock(sent) for sent in wanted}
         self.started = False
+        self.stopping = threading.Event()  # the run ends: a thread still timing answers stops
 
     def start(self) -> None:
         """Each server started, and its connection opened, in a thread of its own: the first case
@@ -961,8 +962,8 @@ class OwnClocks:
         assert clock.peer is not None and clock.second is not None
         waiting = {clock.peer.sock: 1, clock.second.sock: 2}
         deadline = clock.opened + handshake_wait(self.opts) * self.opts.timeout_scale + self.opts.step
-        while waiting and (left := deadline - time.monotonic()) > 0:
-            for sock in select.select(list(waiting), [], [], left)[0]:
+        while waiting and (left := deadline - time.monotonic()) > 0 and not self.stopping.is_set():
+            for sock in select.select(list(waiting), [], [], min(left, SLICE))[0]:
                 clock.answered[waiting.pop(sock)] = time.monotonic()
 
     def get(self, sent: str) -> OwnClock:
@@ -974,6 +975,7 @@ class OwnClocks:
         return clock
 
     def stop(self) -> None:
+        self.stopping.set()  # S-TIMEOUT-2 BLOCKED, its clock is not waited out
         for clock in self.clocks.values():
             if clock.thread:
                 clock.thread.join()
