@@ -39,7 +39,7 @@ from conformance.checks import CaseFailure, ProgramDied
 from conformance.cuts import Stream, Typed, handle_read, message_read
 from conformance.plugin import Options
 from conformance.procstate import TreeState, cpu_seconds, descendants, tree_state
-from conformance.programs import Program, free_port, listening, substitute
+from conformance.programs import Program, free_port, listening, listening_ports, substitute
 from conformance.relay import C2S, S2C, Relay
 from conformance.screen import Display, Form, handle_from_prompt, handle_piece, short, visible
 
@@ -188,6 +188,12 @@ class PairRun:
                 # It waits for its operator before listening: that is the handle question.
                 self.answer_server("before it listened")
                 continue
+            others = [p for p in listening_ports(program.pid) if p != self.port] if rest.ok else []
+            if others:  # at rest, listening elsewhere: it will not listen here (a port of its own)
+                raise CaseFailure("A-7", f"the server came to rest without listening on port {self.port}",
+                                  [f"a socket listening on port {self.port} (the port given for {{port}})"],
+                                  f"it listens on port {', '.join(map(str, others))}; "
+                                  f"the server {rest.states['server'].detail}")
             if time.monotonic() < deadline:  # still starting (a wrapper such as a pyenv shim waits on pipes)
                 continue
             raise CaseFailure("A-7", f"the server did not listen on port {self.port} within {self.opts.step:g} s"

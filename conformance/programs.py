@@ -420,6 +420,19 @@ def listening(port: int, owner: int | None = None) -> bool:
     return False
 
 
+def listening_ports(pid: int) -> list[int]:
+    """The TCP ports that `pid` and its descendants listen on (from /proc/net/tcp and tcp6)."""
+    inodes = sockets(pid)
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return sorted(ports)
+
+
 def wait_listening(program: Program, port: int, reqs: str, answer: str | None = None) -> str | None:
     """Until `program` listens on `port`, within its timeout. A program that waits for its user
     before it listens asks a question (its handle, as many students' servers do): with `answer` it
@@ -438,6 +451,10 @@ def wait_listening(program: Program, port: int, reqs: str, answer: str | None = 
         if asked is not None:
             question = asked
             program.type(answer or "")
+        elif program.idle():  # at rest, not listening there: it will not (a port of its own, say)
+            raise CaseFailure(reqs, f"the {program.role} came to rest without listening on port {port}",
+                              [f"a socket listening on port {port} (the port given for {{port}})"],
+                              f"it {program.idle_description()}")
         if time.monotonic() > deadline:
             answered = f" after the answer {answer!r} to {question!r}" if question else ""
             raise CaseFailure(reqs, f"the {program.role} did not listen on port {port} within {program.timeout:g} s",

@@ -45,13 +45,13 @@ from pathlib import Path
 from typing import Any
 
 from chatwire import NEED_DATA, Connection, Hello, ProtocolError, Role
-from conformance import procstate, sandbox
 from conformance import profile as course_profile
+from conformance import sandbox
 from conformance.checks import CaseFailure
 from conformance.options import RunOptions
 from conformance.pair import PairRun
 from conformance.plugin import Options
-from conformance.programs import Policy, Program
+from conformance.programs import Policy, Program, listening_ports
 from conformance.verdicts import Status, Verdict
 
 CONFIG = "conformance.toml"
@@ -366,26 +366,6 @@ def python2_checked(work: Path, command: str, python2: str) -> tuple[str, str]:
     return shlex.join([python2, *words[1:]]), f"{script} is Python 2 ({why}), run with {python2}"
 
 
-def listening_ports(pid: int) -> list[int]:
-    """The TCP ports that `pid` and its descendants listen on (from /proc/net/tcp and tcp6)."""
-    inodes = set()
-    for proc in procstate.descendants(pid):
-        with contextlib.suppress(OSError):
-            for fd in os.listdir(f"/proc/{proc}/fd"):
-                with contextlib.suppress(OSError):
-                    link = os.readlink(f"/proc/{proc}/fd/{fd}")
-                    if link.startswith("socket:["):
-                        inodes.add(link[8:-1])
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return sorted(ports)
-
-
 def start_server(command: str, run: RunOptions) -> tuple[Program, int]:
     """The server on a free port once it listens, started as pair mode starts one (its handle
     question answered, if it asks one first); NotGradable('NO-START') if it never listens, saying
@@ -414,16 +394,25 @@ def start_server(command: str, run: RunOptions) -> tuple[Program, int]:
     return side.program, pair.port
 
 
-def speaks_framed(port: int, run: RunOptions) -> bool:
-    """Whether the server answers a HELLO of PROTOCOL.md with its own HELLO."""
+PROBE_LOOK = 0.05  # how often the probe asks whether a server that has not answered is at rest
+
+
+def speaks_framed(port: int, run: RunOptions, server: Program) -> bool:
+    """Whether the server answers a HELLO of PROTOCOL.md with its own HELLO; not if it comes to
+    rest without one (a plain-text server waits for its operator, or for a line of the client's)."""
     conn = Connection(Role.CLIENT)
     deadline = time.monotonic() + run.step
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=run.step) as sock:
             sock.sendall(conn.send(Hello("Grader")))
             while (left := deadline - time.monotonic()) > 0:
-                sock.settimeout(left)
-                data = sock.recv(4096)
+                sock.settimeout(min(left, PROBE_LOOK))
+                try:
+                    data = sock.recv(4096)
+                except TimeoutError:
+                    if server.idle():
+                        return False
+                    continue
                 if not data:
                     return False
                 conn.receive_data(data)
@@ -439,7 +428,7 @@ def choose_mode(programs: Programs, run: RunOptions) -> str:
     emit("stage", text="probing the server")
     server, port = start_server(programs.server, run)
     try:
-        framed = speaks_framed(port, run)
+        framed = speaks_framed(port, run, server)
     finally:
         server.stop()
     return programs.mode or ("framed" if framed else "pair")
@@ -449,10 +438,11 @@ def choose_mode(programs: Programs, run: RunOptions) -> str:
 
 
 def run_suite(mode: str, programs: Programs, run: RunOptions, rerun: bool = False,
-              course: str = "") -> list[dict[str, Any]]:
+              course: str = "", passed_on: bool = True) -> list[dict[str, Any]]:
     """One `python3 -m conformance MODE` run; its cases, from its event stream (read through a
     pipe that no program under test inherits), each passed on to the batch as it ends. A course
-    profile goes to it through a pipe of its own too: no file a student's program could change."""
+    profile goes to it through a pipe of its own too: no file a student's program could change.
+    Without `passed_on`, the cases are only returned."""
     if mode == "pair":
         target = ["--server", programs.server, "--client", programs.client]
     else:
@@ -490,7 +480,8 @@ def run_suite(mode: str, programs: Programs, run: RunOptions, rerun: bool = Fals
             if event.get("event") == "case":
                 case = {key: value for key, value in event.items() if key != "event"}
                 cases.append(case)
-                emit("case", mode=mode, rerun=rerun, case=case)
+                if passed_on:
+                    emit("case", mode=mode, rerun=rerun, case=case)
             elif event.get("event") == "end":
                 ended = True
     proc.wait()
@@ -511,10 +502,36 @@ def suite_limits() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (SUITE_MEMORY, SUITE_MEMORY))
 
 
+PAIR_GATE = "P-INFER-1"  # every other pair case needs it (the pair starts, as the suite inferred)
+PAIR_SLICES = 3  # the other pair cases run in this many suites side by side: each is mostly waiting
+
+
+def pair_suite(programs: Programs, run: RunOptions, course: str = "") -> list[dict[str, Any]]:
+    """The pair cases: PAIR_GATE alone first; once it passes, the others in PAIR_SLICES runs side
+    by side (each case starts a pair of its own, on ports of its own). Where it does not pass, one
+    run of them all, in which the suite itself BLOCKs what needs it."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        listed = pool.submit(lambda: [c.id for c in course_profile.collect() if c.mode == "pair"])
+        gate = run_suite("pair", programs, run.with_cases([PAIR_GATE]), course=course, passed_on=False)
+        ids = listed.result()
+    if [c["verdict"] for c in gate] not in ([Verdict.PASS], [Verdict.WARN]):
+        return run_suite("pair", programs, run, course=course)
+    emit("case", mode="pair", rerun=False, case=gate[0])
+    others = [cid for cid in ids if cid != PAIR_GATE]
+    slices = [others[k::PAIR_SLICES] for k in range(PAIR_SLICES) if others[k::PAIR_SLICES]]
+    with ThreadPoolExecutor(max_workers=len(slices)) as pool:
+        parts = list(pool.map(lambda part: run_suite("pair", programs, run.with_cases(part), course=course), slices))
+    order = {cid: i for i, cid in enumerate(ids)}
+    return sorted(gate + [c for part in parts for c in part], key=lambda c: order.get(c["id"], len(order)))
+
+
 def with_reruns(mode: str, programs: Programs, run: RunOptions, course: str = "") -> list[dict[str, Any]]:
     """The suite, then its FAILed cases once more: one that passes the second time is FLAKY."""
     emit("stage", text=f"{mode} cases")
-    cases = run_suite(mode, programs, run, course=course)
+    if mode == "pair" and not run.cases:
+        cases = pair_suite(programs, run, course)
+    else:
+        cases = run_suite(mode, programs, run, course=course)
     failed = [c["id"] for c in cases if c["verdict"] == Verdict.FAIL]
     if not failed:
         return cases
