@@ -58,6 +58,9 @@ CALIBRATION_RUNS = 2
 SCALE_STEPS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0)
 SCALE_TOLERANCE = 1.25  # a measured ratio up to 25% above a step still gives that step
 CALIBRATION_CACHE = ".conformance-calibration.json"  # beside the output files, for --resume
+# Grading is mostly waiting (for a program to come to rest, for a timeout): on 2 cores the test class
+# took 126 s at 4 jobs against 214 s at 2 (bench/README.md).
+JOBS_PER_CORE = 2
 WALL_TIME = 45.0  # seconds, before scaling: a framed submission takes about 15 s, a pair one 20 s, and a pair
 # with a defect up to 35 s (its FAILs waited out, then re-run once)
 # Once its cases run, a submission none of whose cases ends for STALL_STEPS steps (--timeout, scaled),
@@ -95,8 +98,9 @@ def add_parser(modes: Any) -> None:
     parser.add_argument("--report", type=Path, metavar="FILE", help="write the HTML report (one page) to FILE")
     parser.add_argument("--csv", type=Path, metavar="FILE", help="write one row per submission to FILE")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write everything, as JSON, to FILE")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
-                        help="submissions graded at once (default: the number of cores)")
+    parser.add_argument("--jobs", type=int, default=JOBS_PER_CORE * (os.cpu_count() or 1), metavar="N",
+                        help=f"submissions graded at once (default: {JOBS_PER_CORE} per core: grading is mostly "
+                             "waiting for the programs)")
     RunOptions.add_arguments(parser, calibrated=True)
     parser.add_argument("--wall-time", type=float, default=WALL_TIME, metavar="SECONDS",
                         help="the most one submission may take, before scaling; then it is killed and HUNG "
