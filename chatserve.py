@@ -18,14 +18,21 @@ from importlib.machinery import PathFinder  # loaded with the interpreter, unlik
 HERE = os.path.dirname(os.path.realpath(__file__))
 
 if PathFinder.find_spec("construct") is None:  # S-2: the system python3 lacks the wire format's package
-    VENV_PYTHON = os.path.join(HERE, ".venv", "bin", "python")
-    if os.path.exists(VENV_PYTHON) and os.path.realpath(sys.prefix) != os.path.realpath(os.path.join(HERE, ".venv")):
+    VENV = os.path.realpath(os.path.join(HERE, ".venv"))
+    SITE = os.path.join(VENV, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}", "site-packages")
+    if os.path.isdir(SITE) and PathFinder.find_spec("construct", [SITE]) is not None:
+        # .venv was made with this Python version: its packages serve this interpreter as they
+        # are, without a second interpreter's start (half of the server's start, bench/footprint.py).
+        sys.path.append(SITE)
+    elif os.path.exists(os.path.join(VENV, "bin", "python")) and os.path.realpath(sys.prefix) != VENV:
         # What venvboot.ensure() does, without importing venvboot (its import machinery costs tens
-        # of milliseconds of every start, bench/footprint.py); venvboot says what to do without .venv.
-        os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.realpath(__file__), *sys.argv[1:]])
-    import venvboot
+        # of milliseconds of every start); venvboot says what to do without .venv.
+        os.execv(os.path.join(VENV, "bin", "python"), [os.path.join(VENV, "bin", "python"),
+                                                         os.path.realpath(__file__), *sys.argv[1:]])
+    else:
+        import venvboot
 
-    venvboot.ensure("construct", program="chatserve", argv0=[os.path.realpath(__file__)])
+        venvboot.ensure("construct", program="chatserve", argv0=[os.path.realpath(__file__)])
 
 import argparse  # noqa: E402
 import selectors  # noqa: E402

@@ -68,6 +68,19 @@ def floor_time() -> float:
     return time.perf_counter() - start
 
 
+def floor_rss() -> int:
+    """Resident memory of the system python3 doing nothing: what its own start (site, .pth
+    files) takes, which a server running in that interpreter carries too."""
+    proc = subprocess.Popen(["python3", "-c", "import sys; print(flush=True); sys.stdin.read()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        proc.stdout.readline()  # its start is over
+        return rss_kib(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def conversation_rss(server: Path) -> int:
     """The server's resident memory once a client is past its handshake and a message has come."""
     srv = Screen(["python3", str(server), "0"], role="server")
@@ -108,7 +121,8 @@ def main() -> None:
             floor.append(floor_time())
         rss = {name: statistics.median(conversation_rss(path) for _ in range(3)) for name, path in servers.items()}
         print(f"{args.starts} starts each, interleaved; baseline: {args.baseline}")
-        print(f"floor, python3 -c pass:              {median_ms(floor)}")
+        print(f"floor, python3 -c pass:              {median_ms(floor)}; resident memory "
+              f"{floor_rss() / 1024:.1f} MiB")
         for name in servers:
             print(f"{name:8} start to 'Listening':      {median_ms(listening[name])}")
             print(f"{name:8} start to its first HELLO:  {median_ms(answered[name])}")
