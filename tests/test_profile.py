@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -262,3 +263,16 @@ def test_feedback_of_framed_and_ungraded_submissions() -> None:
 def test_form_problems(text: dict[str, Any], problem: str) -> None:
     _, problems = course.parse(text)
     assert len(problems) == 1 and problem in problems[0], problems
+
+
+def test_the_framed_servers_status_lines_are_the_profiles(tmp_path: Path) -> None:
+    """S-4's and S-9's lines are read from the profile in server mode too: a course whose lines
+    differ from the reference's FAILs the reference on those lines, and only there."""
+    course_file = tmp_path / "course.toml"
+    course_file.write_text('[assignment]\nconnected_line = "Welcome, {address}!"\n'
+                           'dropped_line = "Your client left."\n', encoding="utf-8")
+    done = run("server", "--json", str(tmp_path / "run.json"), "--profile", str(course_file),
+               "--case", "S-HELLO-3", "--case", "S-TEXT-4", "--", sys.executable, "chatserve.py", "{port}")
+    verdicts = {c["id"]: c["verdict"] for c in json.loads((tmp_path / "run.json").read_text())["cases"]}
+    assert verdicts == {"S-HELLO-3[ipv4]": "FAIL", "S-HELLO-3[ipv6]": "FAIL", "S-TEXT-4[dropped]": "FAIL",
+                        "S-TEXT-4[lost]": "FAIL", "S-TEXT-4[you-closed]": "PASS"}, done.stdout

@@ -28,6 +28,7 @@ import pytest
 import vectors
 from chatwire import ConnectionClosed, Error, ErrorCode, FrameType, Hello, Message, Quit
 from conformance import procstate
+from conformance.assignment import DEFAULT, Assignment
 from conformance.checks import CaseFailure, ProgramDied
 from conformance.controllers import LEFT_AS_FOUND, Context, ModeCheck, ServerPool, ServerUnderTest
 from conformance.peer import DELIVERIES, WirePeer, describe, invalid_vector_cases, send_invalid
@@ -38,7 +39,6 @@ from conformance.screen import visible
 
 case = pytest.mark.case
 deliveries = pytest.mark.parametrize("delivery", DELIVERIES)
-DROPPED = "The client has dropped the connection..."
 YOU_CLOSED = "You have closed the connection..."
 NOT_YOUR_TURN = "Not your turn; the line was not sent."
 NO_CLIENT = "No client is connected; the line was not sent."
@@ -133,6 +133,11 @@ def serves_next(srv: ServerUnderTest, reqs: str) -> None:
         raise CaseFailure(reqs, f"the next client, after the conversation ended: {exc.what}", exc.expected,
                           exc.got) from None
     end(srv, peer)
+
+
+def assignment_of(opts: Options) -> Assignment:
+    """The course's texts (the run's --profile, else PROTOCOL.md's): S-4's and S-9's lines."""
+    return opts.profile.assignment if opts.profile is not None else DEFAULT
 
 
 def shown_address(peer: WirePeer) -> str:
@@ -337,7 +342,7 @@ def case_dual_stack(server: ServerUnderTest) -> None:
 @case("S-HELLO-3", reqs="S-4", title="'Established connection with (HOST, PORT)...' names the client plainly",
       needs=("S-ADDR-1",), kind="text")
 @pytest.mark.parametrize("family", FAMILIES)
-def case_established_line(server: ServerUnderTest, ctx: Context, family: str) -> None:
+def case_established_line(server: ServerUnderTest, opts: Options, ctx: Context, family: str) -> None:
     on_screen(server)
     peer = server.handshake(host=FAMILIES[family])
     line = shown_line(server, "S-4", "the line for the new connection")
@@ -345,7 +350,7 @@ def case_established_line(server: ServerUnderTest, ctx: Context, family: str) ->
     end(server, peer)
     as_found(ctx)
     exact("S-4", f"the line naming this {family} client's address and port",
-          f"Established connection with {address}...", line)
+          assignment_of(opts).connected_line.replace("{address}", address), line)
 
 
 @case("S-MSG-2", reqs="S-5 W-3", title="the operator's line goes out as the golden MESSAGE 'hello'",
@@ -484,7 +489,7 @@ def case_operator_quit_out_of_turn(server: ServerUnderTest) -> None:
 @case("S-TEXT-4", reqs="S-9", title="'The client has dropped the connection...' and 'You have closed the "
       "connection...'", needs=("S-HELLO-1",), kind="text")
 @pytest.mark.parametrize("how", ["dropped", "lost", "you-closed"])
-def case_closing_texts(server: ServerUnderTest, ctx: Context, how: str) -> None:
+def case_closing_texts(server: ServerUnderTest, opts: Options, ctx: Context, how: str) -> None:
     if how == "you-closed":
         peer = connected(server)
         server_turn(server, peer)
@@ -500,7 +505,8 @@ def case_closing_texts(server: ServerUnderTest, ctx: Context, how: str) -> None:
         peer.close()
     said = shown_line(server, "S-9", "the line for the client's " + ("QUIT" if how == "dropped" else "lost connection"))
     as_found(ctx)
-    exact("S-9", "the line after the client's " + ("QUIT" if how == "dropped" else "end of stream"), DROPPED, said)
+    exact("S-9", "the line after the client's " + ("QUIT" if how == "dropped" else "end of stream"),
+          assignment_of(opts).dropped_line, said)
 
 
 @case("S-NEXT-1", reqs="S-9 S-4", title="after a conversation ends the next client is served", needs=("S-HELLO-1",))
