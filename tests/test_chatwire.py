@@ -204,6 +204,21 @@ def test_protocol_error_codes_from_the_receiver(vector_name: str, code: ErrorCod
     assert caught.value.code is code
 
 
+def test_events_are_values() -> None:
+    """Compared by type and fields, hashable, immutable, matched by position, as frozen
+    dataclasses were."""
+    assert Hello("Chris") == Hello(handle="Chris") != Message("Chris")
+    assert Quit() != ConnectionClosed() and len({Error(1, "busy"), Error(1, "busy")}) == 1
+    assert repr(Error(2, "x")) == "Error(code=2, reason='x')"
+    with pytest.raises(AttributeError):
+        Hello("Chris").handle = "Eve"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Message()
+    match Error(3, "why"):
+        case Error(code, reason):
+            assert (code, reason) == (3, "why")
+
+
 def test_unknown_error_codes_are_accepted_and_named_unknown() -> None:
     conn = Connection(Role.CLIENT)
     conn.send(Hello("Chris"))
@@ -214,6 +229,8 @@ def test_unknown_error_codes_are_accepted_and_named_unknown() -> None:
 
 def test_error_reasons_are_sanitised_for_the_terminal() -> None:
     assert printable(b"ok \x1b[2J\xff\xc2\x9b end") == "ok ?[2J?? end"
+    # S-13: direction overrides (T-6) too; other invisible characters are shown as they are
+    assert printable("a\u202ab\u202ec\u2066d\u2069e\u200df".encode()) == "a?b?c?d?e\u200df"
     conn = Connection(Role.CLIENT)
     conn.receive_data(vectors.by_name("error-reason-bad-utf8").data)
     assert drain(conn) == [Error(2, "??")]

@@ -208,3 +208,58 @@ def test_an_invisible_server_handle_is_a_usage_error() -> None:
                             text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert result.returncode == 2
     assert "it contains invisible characters" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_direction_overrides_in_an_error_reason_are_shown_as_question_marks(server) -> None:
+    """S-13: U+202E would reverse the rest of the line on the operator's screen."""
+    srv = server()
+    peer = handshake(srv)
+    reason = "bad \u202eknil\u2066 end".encode()
+    peer.send_raw(bytes([0x45]) + (len(reason) + 1).to_bytes(2, "big") + b"\x03" + reason)
+    srv.expect_line("The client sent ERROR 3 UNEXPECTED: bad ?knil? end")
+    srv.expect_line(DROPPED)
+    assert "\u202e" not in srv.transcript and "\u2066" not in srv.transcript
+
+
+def test_an_error_from_a_connection_in_its_handshake_shows_nothing(server) -> None:
+    """S-10: a connection that never said HELLO does not get its words on the screen."""
+    srv = server()
+    peer = connect(srv.port)
+    peer.send_raw(bytes.fromhex("45000b") + b"\x03not-a-chat")
+    assert peer.receive() == ConnectionClosed()
+    handshake(srv).send(Message("next"))
+    srv.expect_line("Chris> next")
+    assert "not-a-chat" not in srv.transcript and "sent ERROR" not in srv.transcript
+
+
+def test_quit_with_no_conversation_changes_nothing(server) -> None:
+    """S-6: \\quit with only a connection in its handshake is refused like any line; the
+    handshake goes on and the server with it."""
+    srv = server()
+    waiting = connect(srv.port)
+    srv.type("\\quit")
+    srv.expect_line("No client is connected; the line was not sent.")
+    waiting.send(Hello("Chris"))
+    assert waiting.receive() == Hello("HostA")
+    srv.expect_established()
+
+
+def test_a_closed_standard_input_is_the_end_of_input() -> None:
+    """S-12: no standard input at all stops the server at once, status 0, after its first line."""
+    result = subprocess.run(["sh", "-c", f'exec python3 "{ROOT / "chatserve.py"}" 0 <&-'], capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith("Listening on port ") and result.stdout.count("\n") == 1
+
+
+def test_a_second_hello_among_handshakes_is_refused_busy(server) -> None:
+    """S-8: two connections in their handshake; the first HELLO takes the conversation, and the
+    other's HELLO, sent after, finds only its BUSY."""
+    srv = server()
+    first, second = connect(srv.port), connect(srv.port)
+    first.send(Hello("Chris"))
+    assert first.receive() == Hello("HostA")
+    assert second.receive_bytes_until_closed() == vectors.by_name("error-busy").data
+    first.send(Message("still mine"))
+    srv.expect_line("Chris> still mine")
