@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import signal
+import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,3 +200,27 @@ def test_a_signal_ends_the_server_at_rest(server, signum: int) -> None:
     os.kill(srv.pid, signum)
     assert srv.wait_exit() == 0
     assert "Traceback" not in srv.transcript
+
+
+def test_a_signal_at_rest_with_output_stopped_ends_the_server(server) -> None:
+    """The stop itself must write ('You have closed the connection...') to a terminal whose output
+    is stopped: the signal came while the server was at rest, so no write was there for it to end.
+    A watchdog after the first signal ends that write; the server exits 0 all the same."""
+    srv: Server = server()
+    peer = connect(srv.port)
+    peer.send(Hello("Chris"))
+    assert peer.receive() == Hello("HostA")
+    srv.expect_established()
+    wait_for(lambda: syscall(srv.pid)[0] in IN_LOOP, "the server at rest in its loop")
+    pty = os.open(os.readlink(f"/proc/{srv.pid}/fd/1"), os.O_RDWR | os.O_NOCTTY)
+    try:
+        termios.tcflow(pty, termios.TCOOFF)  # output stopped when this returns (as Ctrl-S does)
+        started = time.monotonic()
+        os.kill(srv.pid, signal.SIGTERM)
+        assert peer.receive() == Quit()
+        wait_for(lambda: syscall(srv.pid) == ("write", 1), "the server blocked writing its closing line")
+        wait_for(lambda: not srv.alive(), "the server's exit", timeout=10)
+        assert time.monotonic() - started < 5
+    finally:
+        os.close(pty)  # the terminal's last holder but the test's pty: its end of output can come
+    assert srv.wait_exit() == 0
