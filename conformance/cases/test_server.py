@@ -18,6 +18,7 @@ import contextlib
 import os
 import re
 import select
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -826,6 +827,31 @@ def case_ctrl_c_client_open(fresh_server: ServerUnderTest) -> None:
         raise CaseFailure("S-12", "QUIT after Ctrl-C", ["51 00 00"], got.hex(" ") or "nothing")
     srv.terminal.wait_exit("S-12 W-7", "Ctrl-C, with the client's side still open (the drain lasts at most 1 s)",
                            timeout=(DRAIN_LIMIT + 1.0) * srv.opts.timeout_scale)
+
+
+@case("S-CTRLC-3", reqs="S-12 X-2", title="SIGTERM ends the server while its terminal's output is stopped (Ctrl-S)",
+      needs=("S-HELLO-1",))
+def case_signal_output_stopped(fresh_server: ServerUnderTest) -> None:
+    srv = fresh_server
+    peer = connected(srv)
+    term = srv.terminal
+    # Ctrl-S and a line (out of turn) in one write: the terminal stops its output before the line
+    # can be read, so whatever the server writes about it blocks.
+    term.send("\x13x\n")
+    deadline = time.monotonic() + srv.opts.step
+    while procstate.terminal_unread(term.pid) and time.monotonic() < deadline:
+        time.sleep(SLICE)  # until it has read the line: another process's read has no event
+    term.kill(signal.SIGTERM)
+    peer.expect("S-12", "QUIT after SIGTERM, with the server's terminal output stopped", Quit())
+    limit = (DRAIN_LIMIT + 1.0) * srv.opts.timeout_scale  # its W-7 drain, and a margin
+    deadline = time.monotonic() + limit
+    while term.alive() and time.monotonic() < deadline:
+        time.sleep(SLICE)  # its screen is stopped: its exit is seen by the process, not the output
+    if term.alive():
+        raise CaseFailure("S-12", f"the server did not exit within {limit:g} s of SIGTERM, its terminal's output "
+                                  "stopped (Ctrl-S)", ["the process ends"], "it is still running")
+    exact("S-12 X-2", "the exit status after SIGTERM, the terminal's output stopped", "0",
+          str(term.wait_exit("S-12", "SIGTERM")))
 
 
 @case("S-STDIN-1", reqs="S-12 X-2", title="with /dev/null as its input the server exits 0 at once, without a traceback",

@@ -129,7 +129,7 @@ SERVER_MUTANTS = [
            "            send_frame(peer.sock, peer.conn.send(Quit()))\n",
            "            pass  # mutant: closed without QUIT\n",
            "the operator's \\quit, Ctrl-D and Ctrl-C close the connection without sending QUIT (S-9, S-12)",
-           {"S-QUIT-2", "S-QUIT-3", "S-CTRLC-1", "S-EOF-1", "S-CTRLC-2", "S-NEXT-2"}),
+           {"S-QUIT-2", "S-QUIT-3", "S-CTRLC-1", "S-EOF-1", "S-CTRLC-2", "S-CTRLC-3", "S-NEXT-2"}),
     mutant("srv-stale-handle", "server", "chatserve.py",
            "                peer.handle, peer.deadline = handle, None\n",
            '                peer.handle, peer.deadline = self.__dict__.setdefault("first", handle), None  # mutant\n',
@@ -200,7 +200,7 @@ SERVER_MUTANTS = [
            "        self.gate.disarm()\n        return 0\n",
            "        self.gate.disarm()\n        return 1\n",
            "wrong exit status: 1 instead of 0 after Ctrl-C or Ctrl-D (S-12, X-2)",
-           {"S-TEXT-6", "S-STDIN-1"}),
+           {"S-TEXT-6", "S-STDIN-1", "S-CTRLC-3"}),
     # Issue 14: concurrent handshakes (S-8) and the server's open points (S-6, S-10, S-12, S-13, S-14).
     mutant("srv-one-handshake-at-a-time", "server", "chatserve.py",
            "            if self.conversation is None and len(self.handshakes) < MAX_HANDSHAKES:\n",
@@ -261,6 +261,12 @@ SERVER_MUTANTS = [
            more=(("                    if key.fileobj is self.wakeup_r:\n                        return\n",
                   "                    if key.fileobj is self.wakeup_r:  # mutant: signals ignored\n"
                   "                        self.wakeup_r.recv(64)\n                        continue\n"),)),
+    mutant("srv-signal-retries-write", "server", "chatserve.py",
+           "            self.armed = True\n            return os.write(fd, data)\n",
+           "            return os.write(fd, data)  # mutant: the handler returns, and Python retries the write\n",
+           "a signal while a write to the terminal is blocked (output stopped with Ctrl-S) only wakes the loop; "
+           "Python retries the write, so the server never stops (S-12)",
+           {"S-CTRLC-3"}),
     mutant("srv-shows-overrides", "server", "chatwire.py",
            '    return UNSHOWABLE.sub("?", text)\n',
            '    return CONTROL.sub("?", text)  # mutant: direction overrides shown\n',

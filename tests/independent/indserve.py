@@ -86,7 +86,8 @@ class Server:
         os.set_blocking(wake_w, False)
         signal.set_wakeup_fd(wake_w)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, lambda *_: None)  # the byte on the wakeup fd tells the loop (S-12)
+            signal.signal(signum, self.on_signal)  # the byte on the wakeup fd tells the loop (S-12)
+        self.writing = False  # in a write to the terminal, which may block (output stopped)
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
         self.conn: Conn | None = None  # the conversation, past its HELLO
         self.handshakes: dict[socket.socket, Conn] = {}  # S-8: connections before their HELLO
@@ -97,11 +98,24 @@ class Server:
         self.stdin_on = False
         self.prompt = False
 
+    def on_signal(self, signum: int, _frame: object) -> None:
+        """S-12: a signal during a terminal write that may never end (output stopped): stop here,
+        the client told, rather than let Python retry the write."""
+        if self.writing:
+            if self.talking():
+                with contextlib.suppress(OSError):
+                    self.conn.sock.send(frame(QUIT))  # type: ignore[union-attr]
+            os._exit(0)
+
     # -- output
     def out(self, text: str) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            sys.stdout.write(text)
-            sys.stdout.flush()
+        self.writing = True
+        try:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stdout.write(text)
+                sys.stdout.flush()
+        finally:
+            self.writing = False
 
     def say(self, line: str) -> None:
         """Print a line, first ending the prompt's line if a prompt is showing (S-7)."""
@@ -346,6 +360,8 @@ class Server:
 
     def stop(self, ctrl_c: bool = False) -> None:
         """S-12: QUIT to a client in conversation, drain the closing sockets briefly, exit 0."""
+        signal.signal(signal.SIGALRM, lambda *_: os._exit(0))  # a terminal write that blocks ends it too
+        signal.alarm(2)
         if ctrl_c and not self.prompt and os.isatty(1):
             self.out("\n")  # end the line that the terminal's "^C" echo is on
         if self.conn is not None:
