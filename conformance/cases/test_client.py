@@ -921,10 +921,13 @@ def case_script_input(opts: Options, scripted_server: ScriptedServer, ctx: Conte
         shows_after_handle(client, "hello", "C-6", "the message 'hello' after the handle 'HostA'")
         peer.expect("C-8", "QUIT at the end of the script", Quit())
         ended(client, "C-8", "the end of its script")
-        shown = [line for line in client.lines_since(0) if "hello" in line]
-        if not shown or not shown[0].startswith("HostA"):
+        # Whatever its form ('HostA> hello', '[HostA] hello'), nothing of its own prompt ('Chris> ')
+        # comes before the peer's handle on that line.
+        shown = [line for line in client.lines_since(0) if "hello" in line and "HostA" in line]
+        if not shown or "Chris" in shown[0].split("HostA", 1)[0]:
             raise CaseFailure("C-6 C-10", "the message received, on a line of its own",
-                              ["a line that starts with 'HostA'"], repr(shown[0] if shown else client.tail()))
+                              ["a line with 'HostA' and 'hello', and none of the prompt 'Chris> ' before them"],
+                              repr(shown[0] if shown else client.tail()))
     finally:
         if peer is not None:
             peer.close()

@@ -35,7 +35,7 @@ EDITS: dict[Target, dict[str, tuple[tuple[str, str], ...]]] = {
             ('self.term.line(f"Closed the connection with {peer.address}: "\n'
              '                       f"sent ERROR {exc.code} {exc.code.name} ({exc.reason})...")',
              'self.term.line(f"Sent error {exc.code} ({exc.reason}) to {peer.address}; closed.")'),
-            ("        self.term.end_line()\n        return 0\n", "        self.term.end_line()\n        return 3\n"),
+            ("        self.gate.disarm()\n        return 0\n", "        self.gate.disarm()\n        return 3\n"),
             ("    except KeyboardInterrupt:  # Ctrl-C before the loop took over signals\n        sys.exit(0)",
              "    except KeyboardInterrupt:  # Ctrl-C before the loop took over signals\n        sys.exit(3)"),
             ('print(f"chatserve: cannot listen on port {args.port}: {reason}", file=sys.stderr)\n        return 1',
@@ -95,8 +95,11 @@ EDITS: dict[Target, dict[str, tuple[tuple[str, str], ...]]] = {
              '            code >= WIRE_BUSY && code <= WIRE_TIMEOUT ? what[code] : "unknown error code");\n'),
             ('errline("chatclient: protocol error: sent ERROR %u %s (%s)", code, wire_code_name(code),',
              'errline("The server broke the protocol; told it ERROR %u %s (%s)", code, wire_code_name(code),'),
-            ('fputs("usage: chatclient HOST PORT\\n", stderr);',
-             'fputs("Usage: chatclient <host> <port>\\n", stderr);'),
+            ('snprintf(why, sizeof why, "no HELLO within %g s", hello_timeout_ms() / 1000.0);',
+             'snprintf(why, sizeof why, "timed out after %g s", hello_timeout_ms() / 1000.0);'),
+            ('#define USAGE "usage: chatclient HOST PORT"', '#define USAGE "Usage: chatclient <host> <port>"'),
+            ('fprintf(stderr, "chatclient: invalid port \'%s\': %s\\n", shown, problem);',
+             'fprintf(stderr, "Bad port %s (%s)\\n", shown, problem);'),
             # T-5, for a line too long to keep
             ('? "is not valid UTF-8"', '? "isn\'t UTF-8"'),
             ('? "is longer than 10 characters"', '? "has more than 10 characters"'),
