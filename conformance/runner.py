@@ -205,12 +205,29 @@ def executables(work: Path) -> dict[str, int]:
     return found
 
 
+def committed_binaries(work: Path) -> list[str]:
+    """The compiled programs (ELF files) handed in at the top of `work`, beside what builds them."""
+    found = []
+    for name in executables(work):
+        with contextlib.suppress(OSError):
+            if read_own(work / name, strict=True).startswith("\x7fELF"):
+                found.append(name)
+    return sorted(found)
+
+
 def build(work: Path, run: RunOptions) -> tuple[str, list[str]]:
     """Runs the build; returns its output and the executables it made (new, or written again), or
-    raises NotGradable('BUILD-FAIL')."""
+    raises NotGradable('BUILD-FAIL'). A compiled program handed in with what builds it is removed
+    first: a build that skips what exists (a ./compileall that builds only what is missing, a
+    Makefile older than it) would leave it in place, graded for sources it was not built from."""
     log = []
+    commands = build_commands(work)
+    if commands and (stale := committed_binaries(work)):
+        for name in stale:
+            (work / name).unlink()
+        log.append(f"removed before the build, as handed in compiled: {', '.join(stale)}\n")
     before = executables(work)
-    for argv in build_commands(work):
+    for argv in commands:
         emit("stage", text="building: " + shlex.join(argv))
         status, out = run_bounded(argv, work, BUILD_SECONDS * run.timeout_scale)
         log.append(f"$ {shlex.join(argv)}\n{out}")

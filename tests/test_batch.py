@@ -470,3 +470,19 @@ def test_programs_are_found_by_other_names_and_one_folder_down(tmp_path: Path) -
     assert runner.top_folder(zipped) == zipped / "alice-chat"
     (zipped / "chatserve.py").write_text("")
     assert runner.top_folder(zipped) == zipped
+
+
+def test_a_compiled_program_handed_in_is_built_again(tmp_path: Path) -> None:
+    """A ./compileall that builds only what is missing would leave a binary handed in with the
+    sources in place: it is removed before the build, which makes it from the sources."""
+    from conformance import runner
+
+    (tmp_path / "hello.c").write_text('#include <stdio.h>\nint main(void) { puts("built"); return 0; }\n')
+    (tmp_path / "compileall").write_text("#!/bin/sh\n[ -x hello ] || cc -o hello hello.c\n")
+    (tmp_path / "compileall").chmod(0o755)
+    subprocess.run(["cc", "-x", "c", "-o", str(tmp_path / "hello"), "-"], check=True,
+                   input='#include <stdio.h>\nint main(void) { puts("stale"); return 0; }\n', text=True)
+    log, made = runner.build(tmp_path, runner.RunOptions())
+    assert made == ["hello"]
+    assert "removed before the build, as handed in compiled: hello" in log
+    assert subprocess.run([str(tmp_path / "hello")], capture_output=True, text=True).stdout == "built\n"
