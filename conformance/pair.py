@@ -50,6 +50,7 @@ SERVER_HANDLE = "Server"  # typed when a server asks its operator for a handle (
 PORT_ATTEMPTS = 3  # server starts on a free port that another program took first
 QUIET = 0.1  # seconds without output before /proc is asked; the blocked state is the real evidence
 ASKS = re.compile(r"handle|name|nick|alias", re.IGNORECASE)  # a question for the operator's handle
+PORT_ASKED = re.compile(r"\bport\b", re.IGNORECASE)  # a server that reads its port from its input
 HOW = {"bytewise": "one byte at a time", "chunks": "five bytes at a time", "coalesce": "with segments joined",
        "pass": "as it came"}
 
@@ -140,6 +141,7 @@ class PairRun:
         self.port = 0
         self.server_question: str | None = None  # what the server asked for its handle, if it asked
         self.server_asked = ""  # when: "before it listened", "after it listened"
+        self.port_question: str | None = None  # what the server asked for its port, if it read it from its input
         self.client_question: str | None = None  # the client's handle prompt
         self.display = Display()  # how the pair shows handles and messages, as learnt
         self.server_prompt: str | None = None  # the server's prompt, last time it was its turn
@@ -164,7 +166,7 @@ class PairRun:
                 taken = listening(self.port) or "in use" in self.server.program.transcript.lower()
                 if attempt + 1 == PORT_ATTEMPTS or not taken:
                     raise
-                self.server_question = None
+                self.server_question = self.port_question = None
         raise AssertionError("unreachable")
 
     def _start_server(self) -> Side:
@@ -184,6 +186,12 @@ class PairRun:
                 raise ProgramDied("A-7", f"the server {program.exit_description()} before it listened on "
                                          f"port {self.port}", [f"a socket listening on port {self.port}"],
                                   "(see the screen below)")
+            if (rest.ok and rest.kind("server") == "user" and self.port_question is None
+                    and PORT_ASKED.search(self.server.last_text)):
+                # It reads its port from its input ("Port? "), not its command line: it is typed.
+                self.port_question = self.server.last_text
+                self.server.type(str(self.port))
+                continue
             if rest.ok and rest.kind("server") == "user" and self.server_question is None:
                 # It waits for its operator before listening: that is the handle question.
                 self.answer_server("before it listened")

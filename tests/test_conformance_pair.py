@@ -72,6 +72,8 @@ PAIRS = {
                                         notes={"P-INFER-1": "your handle? ' after it listened"}),
     "server-asks-once-connected": Pair(PLAIN_SERVER + " --shape ask-after-connect", PLAIN_CLIENT,
                                        notes={"P-INFER-1": "your handle? ' after it listened"}),
+    "server-port-on-input": Pair(PLAIN_SERVER + " --shape port-on-input", PLAIN_CLIENT,
+                                 notes={"P-INFER-1": "it asked 'Port? ' for its port, which was typed"}),
     "client-speaks-first": Pair(PLAIN_SERVER, PLAIN_CLIENT + " --shape auto-first", {
         "P-TURN-1": ("the client sent a first message by itself: the server showed 'Chris> Hi, I am Chris'",),
     }, notes={"P-INFER-1": "the client sent a first message by itself"}),

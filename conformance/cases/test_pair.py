@@ -167,6 +167,8 @@ def case_infer(pair: PairRun, ctx) -> None:
     handle = pair.server_handle
     asked = (f"it asked {short(pair.server_question)} {pair.server_asked}, answered {SERVER_HANDLE!r}"
              if pair.server_question is not None else "not asked for one")
+    if pair.port_question is not None:
+        asked += f"; it asked {short(pair.port_question)} for its port, which was typed"
     ctx.note((f"server handle {handle!r}" if handle else f"no server handle in the prompt {short(server_prompt)}")
              + f" ({asked}); client asks {short(pair.client_question or '')}; prompts like {pair.form}",
              in_title=True)

@@ -12,7 +12,7 @@ client connects ({address}: the client's address as Python shows the tuple) and 
 when the client has left. A line over --message-limit, or empty, is refused and asked again.
 A second client waits in the listen backlog until the conversation is over.
 
-usage: plain_server.py PORT [--shape ask-after-listen|ask-after-connect|no-space|colon|bare]
+usage: plain_server.py PORT [--shape ask-after-listen|ask-after-connect|no-space|colon|bare|port-on-input]
                             [--message-limit N] [--quit-word WORD] [--connected-line TEXT]
                             [--dropped-line TEXT]
                             [--defect recv-per-message|missed-drop|quit-as-message|handle-one-recv|
@@ -29,7 +29,7 @@ import sys
 
 from plainlines import Lines, assignment_options, form, prompt
 
-SHAPES = ("ask-after-listen", "ask-after-connect", "no-space", "colon", "bare")
+SHAPES = ("ask-after-listen", "ask-after-connect", "no-space", "colon", "bare", "port-on-input")
 DEFECTS = ("recv-per-message", "missed-drop", "quit-as-message", "handle-one-recv", "decode-per-recv",
            "switch-client", "address-form", "dropped-on-loss-only")
 
@@ -126,6 +126,8 @@ def main() -> int:
     parser.add_argument("--dropped-line", default="The client has dropped the connection...", metavar="TEXT")
     args = parser.parse_args()
     try:
+        if args.shape == "port-on-input":  # its argument is ignored: the port is asked for
+            args.port = int(input("Port? "))
         handle = None if args.shape in ("ask-after-listen", "ask-after-connect") else ask_handle()
         with socket.create_server(("127.0.0.1", args.port)) as listener:
             print(f"Waiting for clients on port {args.port}.")
