@@ -35,6 +35,7 @@ if PathFinder.find_spec("construct") is None:  # S-2: the system python3 lacks t
         venvboot.ensure("construct", program="chatserve", argv0=[os.path.realpath(__file__)])
 
 import argparse  # noqa: E402
+import select  # noqa: E402
 import selectors  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
@@ -101,8 +102,9 @@ class SignalGate:
     finds that the shell took the line that woke it) or in a write to it (output stopped with
     Ctrl-S, a terminal nobody reads) would stay blocked, signal or not. Terminal I/O therefore runs
     through read() and write() here, during which the handler raises Interrupted instead. After the
-    first stop signal a watchdog timer (SIGALRM) does the same for a write that blocks later, so the
-    lines of the stop itself cannot hold the server either.
+    first stop signal, a terminal that cannot take output now is not written at all, and a
+    watchdog timer (SIGALRM) ends a write that blocks all the same, so the lines of the stop
+    itself cannot hold the server either.
     """
 
     def __init__(self) -> None:
@@ -133,9 +135,13 @@ class SignalGate:
             self.armed = False
 
     def write(self, fd: int, data: bytes) -> int:
-        """os.write, or Interrupted by a stop signal (or the watchdog after one) while it blocks."""
+        """os.write, or Interrupted by a stop signal (or the watchdog after one) while it blocks.
+        Once a stop signal has arrived, a terminal that cannot take output now (stopped, full)
+        is not waited for at all."""
         try:
             self.armed = True
+            if self.signalled and not writable(fd):
+                raise Interrupted
             return os.write(fd, data)
         finally:
             self.armed = False
@@ -143,6 +149,12 @@ class SignalGate:
     @staticmethod
     def disarm() -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)  # a pending watchdog must not outlive the handlers
+
+
+def writable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return bool(poller.poll(0))
 
 
 # --- the operator's terminal ---------------------------------------------------------------

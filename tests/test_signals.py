@@ -203,9 +203,10 @@ def test_a_signal_ends_the_server_at_rest(server, signum: int) -> None:
 
 
 def test_a_signal_at_rest_with_output_stopped_ends_the_server(server) -> None:
-    """The stop itself must write ('You have closed the connection...') to a terminal whose output
+    """The stop itself would write ('You have closed the connection...') to a terminal whose output
     is stopped: the signal came while the server was at rest, so no write was there for it to end.
-    A watchdog after the first signal ends that write; the server exits 0 all the same."""
+    Once a stop signal has come, the server does not wait for a terminal that cannot take output
+    (and a watchdog would end a write that blocks after all); it exits 0 at once."""
     srv: Server = server()
     peer = connect(srv.port)
     peer.send(Hello("Chris"))
@@ -218,9 +219,8 @@ def test_a_signal_at_rest_with_output_stopped_ends_the_server(server) -> None:
         started = time.monotonic()
         os.kill(srv.pid, signal.SIGTERM)
         assert peer.receive() == Quit()
-        wait_for(lambda: syscall(srv.pid) == ("write", 1), "the server blocked writing its closing line")
         wait_for(lambda: not srv.alive(), "the server's exit", timeout=10)
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 3
     finally:
         os.close(pty)  # the terminal's last holder but the test's pty: its end of output can come
     assert srv.wait_exit() == 0

@@ -200,7 +200,7 @@ SERVER_MUTANTS = [
            "        self.gate.disarm()\n        return 0\n",
            "        self.gate.disarm()\n        return 1\n",
            "wrong exit status: 1 instead of 0 after Ctrl-C or Ctrl-D (S-12, X-2)",
-           {"S-TEXT-6", "S-STDIN-1", "S-CTRLC-3"}),
+           {"S-TEXT-6"}),
     # Issue 14: concurrent handshakes (S-8) and the server's open points (S-6, S-10, S-12, S-13, S-14).
     mutant("srv-one-handshake-at-a-time", "server", "chatserve.py",
            "            if self.conversation is None and len(self.handshakes) < MAX_HANDSHAKES:\n",
@@ -262,7 +262,8 @@ SERVER_MUTANTS = [
                   "                    if key.fileobj is self.wakeup_r:  # mutant: signals ignored\n"
                   "                        self.wakeup_r.recv(64)\n                        continue\n"),)),
     mutant("srv-signal-retries-write", "server", "chatserve.py",
-           "            self.armed = True\n            return os.write(fd, data)\n",
+           "            self.armed = True\n            if self.signalled and not writable(fd):\n"
+           "                raise Interrupted\n            return os.write(fd, data)\n",
            "            return os.write(fd, data)  # mutant: the handler returns, and Python retries the write\n",
            "a signal while a write to the terminal is blocked (output stopped with Ctrl-S) only wakes the loop; "
            "Python retries the write, so the server never stops (S-12)",
