@@ -797,7 +797,7 @@ def case_error_reason_overrides(server: ServerUnderTest) -> None:
 # --- the operator's keys ------------------------------------------------------------------------
 
 
-@case("S-QUIT-4", reqs="S-6 S-8", title="\\quit with no conversation (a connection in its handshake) changes nothing",
+@case("S-QUIT-4", reqs="S-6", title="\\quit with no conversation (a connection in its handshake) changes nothing",
       needs=("S-HELLO-1",))
 def case_quit_without_conversation(fresh_server: ServerUnderTest) -> None:
     srv = fresh_server
@@ -805,10 +805,10 @@ def case_quit_without_conversation(fresh_server: ServerUnderTest) -> None:
     srv.terminal.type("\\quit")
     shown_line(srv, "S-6", "the notice for \\quit typed with no conversation", typed=("\\quit",))
     waiting.send(Hello("Chris"))
-    reply = waiting.expect("S-6 S-8", "the answer to the HELLO of the connection that was in its handshake "
+    reply = waiting.expect("S-6", "the answer to the HELLO of the connection that was in its handshake "
                                       "when \\quit was typed")
     if not isinstance(reply, Hello):
-        raise CaseFailure("S-6 S-8", "the connection in its handshake when \\quit was typed is served",
+        raise CaseFailure("S-6", "the connection in its handshake when \\quit was typed is served",
                           ["the server's HELLO"], describe(reply))
     settle_line(srv)
     end(srv, waiting)
@@ -1076,7 +1076,7 @@ def apart(opts: Options) -> float:
     return min(handshake_wait(opts) / 2, 1.0)
 
 
-@case("S-TIMEOUT-2", reqs="S-11 S-8", title="two connections in their handshake time out each on its own clock",
+@case("S-TIMEOUT-2", reqs="S-11", title="two connections in their handshake time out each on its own clock",
       needs=("S-HELLO-1",))
 def case_own_clocks(opts: Options, ctx: Context, own_clocks: OwnClocks) -> None:
     if opts.attach:
@@ -1091,7 +1091,7 @@ def case_own_clocks(opts: Options, ctx: Context, own_clocks: OwnClocks) -> None:
     wait = timeout * opts.timeout_scale + opts.step
     for n, (peer, opened) in enumerate(((clock.peer, clock.opened), (clock.second, clock.second_opened)), 1):
         left = max(opened + wait - time.monotonic(), opts.quiet_period)
-        peer.expect_error("S-11 S-8", f"the answer to connection {n} of 2, which never says HELLO", ErrorCode.TIMEOUT,
+        peer.expect_error("S-11", f"the answer to connection {n} of 2, which never says HELLO", ErrorCode.TIMEOUT,
                           timeout=left)
         waited = clock.answered.get(n, time.monotonic()) - opened
         ctx.note(f"connection {n} of 2: TIMEOUT {waited:.2f} s after it was opened")
