@@ -979,16 +979,18 @@ class OwnClocks:
     def _open(self, clock: OwnClock) -> None:
         try:
             clock.server = ServerUnderTest(self.opts, self.mode)
-            clock.peer = clock.server.connect()
+            # Each clock is timed from before the connect: the server's starts at its accept, which
+            # cannot come earlier, whereas this thread may run again only well after connect() is done.
             clock.opened = time.monotonic()
+            clock.peer = clock.server.connect()
             if clock.sent == APART:
                 # The first one's clock has started once the server has read from it (it may accept
                 # late, busy starting); the second comes a while after that.
                 clock.peer.send_raw(TIMEOUT_SENDS["half-a-hello"])
                 clock.peer.wait_consumed()
                 time.sleep(apart(self.opts))  # the offset between the two connections' clocks
-                clock.second = clock.server.connect()
                 clock.second_opened = time.monotonic()
+                clock.second = clock.server.connect()
                 self._time_answers(clock)
             elif data := TIMEOUT_SENDS[clock.sent]:
                 clock.peer.send_raw(data)
@@ -1052,8 +1054,8 @@ def case_handshake_timeout(request: pytest.FixtureRequest, opts: Options, ctx: C
                            sent: str) -> None:
     if opts.attach:  # one server, already running: wait here
         srv: ServerUnderTest = request.getfixturevalue("server")
-        peer = srv.connect()
         opened = time.monotonic()
+        peer = srv.connect()
         if TIMEOUT_SENDS[sent]:
             peer.send_raw(TIMEOUT_SENDS[sent])
     else:
