@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from conformance.assignment import DEFAULT, Assignment
+from conformance.assignment import Assignment
 from conformance.checks import CaseFailure, ProgramDied
 from conformance.cuts import Stream, Typed, handle_read, message_read
 from conformance.plugin import Options
@@ -149,8 +149,7 @@ class PairRun:
     @property
     def assignment(self) -> Assignment:
         """What the course fixes (the run's --profile, else the default): limits, quit word, texts."""
-        profile = self.opts.profile
-        return profile.assignment if profile is not None else DEFAULT
+        return self.opts.assignment
 
     # -- starting
 

@@ -28,6 +28,7 @@ import pytest
 
 from conformance import profile as course
 from conformance import report
+from conformance.assignment import DEFAULT, Assignment
 from conformance.checks import CaseFailure, ProgramDied, quote
 from conformance.options import RunOptions
 from conformance.verdicts import RUN_VERDICTS, Kind, Status, Verdict
@@ -60,6 +61,11 @@ class Options:
     untrusted: bool = False  # start the programs under test in the sandbox (conformance/sandbox.py)
     profile: Any = None  # a course profile (conformance/profile.py, --profile): the run's points in its JSON
     profile_arg: str | None = None  # --profile as given, for the re-run line
+
+    @property
+    def assignment(self) -> Assignment:
+        """What the course fixes (the run's --profile, else the default): limits, quit word, texts."""
+        return self.profile.assignment if self.profile is not None else DEFAULT
 
     @property
     def timeout(self) -> float:

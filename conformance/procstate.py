@@ -14,6 +14,7 @@ import re
 import struct
 import termios
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,20 +225,36 @@ def sockets(pid: int) -> set[str]:
     return found
 
 
+LISTEN = "0A"  # a TCP state as /proc/net/tcp writes it (01 ESTABLISHED, 03 SYN_RECV, 08 CLOSE_WAIT, ...)
+
+
+@dataclass(frozen=True)
+class TcpSocket:
+    """A TCP socket of this network namespace, as /proc/net/tcp and tcp6 show it."""
+
+    state: str
+    port: int  # its local port
+    unread: int  # rx_queue: bytes not read yet, or for a listening socket connections not accepted
+    inode: str
+
+
+def tcp_sockets() -> Iterator[TcpSocket]:
+    """Every TCP socket of this network namespace (IPv4, then IPv6), read from /proc."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 9:
+                    yield TcpSocket(fields[3], int(fields[1].rsplit(":", 1)[1], 16),
+                                    int(fields[4].split(":")[1], 16), fields[9])
+
+
 def unread_input(pid: int) -> bool:
     """Whether one of the tree's TCP sockets holds bytes it has not read yet, or a connection it has
     not accepted yet (rx_queue of /proc/net/tcp*: a listening socket's backlog): then it has
     input to act on, though it may not have woken up yet."""
     mine = sockets(pid)
-    if not mine:
-        return False
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if fields[9] in mine and int(fields[4].split(":")[1], 16) > 0:
-                    return True
-    return False
+    return bool(mine) and any(sock.inode in mine and sock.unread > 0 for sock in tcp_sockets())
 
 
 def terminal_unread(pid: int) -> int:

@@ -14,13 +14,12 @@ import re
 import signal
 import socket
 import time
-from pathlib import Path
 
 import pexpect
 
 from conformance import sandbox
 from conformance.checks import CaseFailure, ProgramDied
-from conformance.procstate import TreeState, sockets, terminal_unread, tree_state, unread_input
+from conformance.procstate import LISTEN, TreeState, sockets, tcp_sockets, terminal_unread, tree_state, unread_input
 from conformance.screen import visible
 
 ANSI_OR_CONTROL = re.compile(r"\x1b|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -408,29 +407,14 @@ def listening(port: int, owner: int | None = None) -> bool:
     another run's server may have taken the port first), read from /proc without connecting to it
     (a probe connection would be a client to the server under test)."""
     mine = sockets(owner) if owner is not None else None
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        path = Path(table)
-        if not path.exists():
-            continue
-        for line in path.read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port \
-                    and (mine is None or fields[9] in mine):
-                return True
-    return False
+    return any(sock.state == LISTEN and sock.port == port and (mine is None or sock.inode in mine)
+               for sock in tcp_sockets())
 
 
 def listening_ports(pid: int) -> list[int]:
-    """The TCP ports that `pid` and its descendants listen on (from /proc/net/tcp and tcp6)."""
-    inodes = sockets(pid)
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return sorted(ports)
+    """The TCP ports that `pid` and its descendants listen on, read from /proc."""
+    mine = sockets(pid)
+    return sorted({sock.port for sock in tcp_sockets() if sock.state == LISTEN and sock.inode in mine})
 
 
 def wait_listening(program: Program, port: int, reqs: str, answer: str | None = None) -> str | None:
@@ -467,12 +451,4 @@ def wait_listening(program: Program, port: int, reqs: str, answer: str | None = 
 def open_connections(port: int) -> int:
     """Connections the process listening on `port` still holds open from its side (established,
     or closed by the peer but not yet by it), read from /proc."""
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        path = Path(table)
-        if path.exists():
-            for line in path.read_text().splitlines()[1:]:
-                fields = line.split()
-                if fields[3] in ("01", "03", "08") and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                    count += 1
-    return count
+    return sum(1 for sock in tcp_sockets() if sock.state in ("01", "03", "08") and sock.port == port)

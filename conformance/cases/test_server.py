@@ -29,13 +29,12 @@ import pytest
 import vectors
 from chatwire import ConnectionClosed, Error, ErrorCode, FrameType, Hello, Message, Quit
 from conformance import procstate
-from conformance.assignment import DEFAULT, Assignment
 from conformance.checks import CaseFailure, ProgramDied
 from conformance.controllers import LEFT_AS_FOUND, Context, ModeCheck, ServerPool, ServerUnderTest
 from conformance.peer import DELIVERIES, WirePeer, describe, invalid_vector_cases, send_invalid
 from conformance.plugin import Options
 from conformance.plugin import case_id as id_of
-from conformance.programs import SLICE, Program, substitute
+from conformance.programs import SLICE, Program, listening_ports, substitute
 from conformance.screen import visible
 
 case = pytest.mark.case
@@ -136,11 +135,6 @@ def serves_next(srv: ServerUnderTest, reqs: str) -> None:
     end(srv, peer)
 
 
-def assignment_of(opts: Options) -> Assignment:
-    """The course's texts (the run's --profile, else PROTOCOL.md's): S-4's and S-9's lines."""
-    return opts.profile.assignment if opts.profile is not None else DEFAULT
-
-
 def shown_address(peer: WirePeer) -> str:
     host, port = peer.sock.getsockname()[:2]
     return repr((host.removeprefix("::ffff:"), port))
@@ -196,19 +190,6 @@ def take(peer: WirePeer, size: int, timeout: float) -> bytes:
                     break
                 got += data
     return got
-
-
-def listening_ports(pid: int) -> set[int]:
-    """The TCP ports the process tree of `pid` listens on, read from /proc."""
-    mine = procstate.sockets(pid)
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if fields[3] == "0A" and fields[9] in mine:
-                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
 
 
 # --- start and handshake ----------------------------------------------------------------------
@@ -351,7 +332,7 @@ def case_established_line(server: ServerUnderTest, opts: Options, ctx: Context, 
     end(server, peer)
     as_found(ctx)
     exact("S-4", f"the line naming this {family} client's address and port",
-          assignment_of(opts).connected_line.replace("{address}", address), line)
+          opts.assignment.connected_line.replace("{address}", address), line)
 
 
 @case("S-MSG-2", reqs="S-5 W-3", title="the operator's line goes out as the golden MESSAGE 'hello'",
@@ -507,7 +488,7 @@ def case_closing_texts(server: ServerUnderTest, opts: Options, ctx: Context, how
     said = shown_line(server, "S-9", "the line for the client's " + ("QUIT" if how == "dropped" else "lost connection"))
     as_found(ctx)
     exact("S-9", "the line after the client's " + ("QUIT" if how == "dropped" else "end of stream"),
-          assignment_of(opts).dropped_line, said)
+          opts.assignment.dropped_line, said)
 
 
 @case("S-NEXT-1", reqs="S-9 S-4", title="after a conversation ends the next client is served", needs=("S-HELLO-1",))
