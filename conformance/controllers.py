@@ -18,10 +18,12 @@ from chatwire import Hello, Role
 from conformance.checks import CaseFailure, ProgramDied
 from conformance.peer import WirePeer, describe
 from conformance.plugin import NOTES_KEY, PROGRAMS_KEY, WARNINGS_KEY, Options, case_id
+from conformance.procstate import sockets
 from conformance.programs import (
     SLICE,
     Program,
     free_port,
+    held_connections,
     listening,
     open_connections,
     substitute,
@@ -101,6 +103,7 @@ class ServerUnderTest:
         self.prompt: str | None = None  # its operator's prompt, learnt when it first waits for its user
         self.question: str | None = None  # what it asked its user before it listened (answered 'HostA')
         self.peers: list[WirePeer] = []
+        self.listening_sockets: frozenset[str] = frozenset()  # the server's, before any client
         if opts.attach:
             self.host, self.port = opts.attach
             return
@@ -111,6 +114,7 @@ class ServerUnderTest:
             self.program = Program("server", argv, opts.step)
             try:
                 self.question = wait_listening(self.program, self.port, "S-3", answer="HostA")
+                self.listening_sockets = frozenset(sockets(self.program.pid))
                 return
             except ProgramDied:
                 self.program.stop()
@@ -127,11 +131,21 @@ class ServerUnderTest:
         return listening(self.port) or "in use" in self.program.transcript.lower()
 
     def wait_until_idle(self) -> None:
-        """Until the server has closed every connection the case opened (or a step has passed), so
-        that the next case is not refused as BUSY by a connection the server has yet to notice."""
+        """Until the server has closed every connection the case opened (a step at most, less if it
+        comes to rest still holding one), so that the next case is not refused as BUSY by a
+        connection the server has yet to notice or still drains (W-7): S-NEXT-2 alone judges that."""
         deadline = time.monotonic() + self.opts.step
-        while open_connections(self.port) and time.monotonic() < deadline:
-            time.sleep(0.02)  # polling /proc (each read costs ms): another process's close() has no event
+        pause = 0.001  # it mostly lets go within a few ms: poll soon, then less often (each read costs ms)
+        while self._holds_connections() and time.monotonic() < deadline:
+            if self.program is not None and self.program.idle():
+                return  # at rest with a connection open: it will not close it
+            time.sleep(pause)  # polling /proc: another process's close() has no event to wait on
+            pause = min(2 * pause, 0.02)
+
+    def _holds_connections(self) -> bool:
+        if self.program is None:  # attached: its sockets are not ours to see; those it has not closed
+            return open_connections(self.port) > 0
+        return held_connections(self.program.pid, self.port, self.listening_sockets) > 0
 
     def connect(self, host: str | None = None) -> WirePeer:
         peer = WirePeer.connect(host or self.host, self.port, self.opts.step, self.opts.quiet_period)
@@ -143,13 +157,13 @@ class ServerUnderTest:
         return peer
 
     def close_peers(self) -> None:
-        """Close what a case left open (it may have ended early, skipped or failed), and wait until
-        the server has closed each connection too; after a reset, which gives nothing to wait on,
-        ask /proc until the server holds no connection."""
+        """Close what a case left open (it may have ended early, skipped or failed), wait until the
+        server has closed each connection on the wire too, then ask /proc until it has let go of
+        them (after a reset, or a close of its own that it drains, the wire tells nothing more)."""
         self.mode.seen(self.peers)
         for peer in self.peers:
             peer.finish()
-        if any(peer.reset_sent for peer in self.peers):
+        if self.peers:
             self.wait_until_idle()
         self.peers.clear()
 

@@ -452,3 +452,14 @@ def open_connections(port: int) -> int:
     """Connections the process listening on `port` still holds open from its side (established,
     or closed by the peer but not yet by it), read from /proc."""
     return sum(1 for sock in tcp_sockets() if sock.state in ("01", "03", "08") and sock.port == port)
+
+
+def held_connections(pid: int, port: int, known: frozenset[str] = frozenset()) -> int:
+    """Connections on `port` that the tree of `pid` still holds, in any state but listening: one
+    it has shut down and still drains (W-7) counts, one it has closed (TIME_WAIT, no inode) not.
+    Sockets in `known` (those it held while listening, before any client) are none: when it holds
+    no other, /proc/net/tcp (read in ms, tens of ms on a busy machine) need not be read."""
+    mine = sockets(pid) - known
+    if not mine:
+        return 0
+    return sum(1 for sock in tcp_sockets() if sock.port == port and sock.state != LISTEN and sock.inode in mine)

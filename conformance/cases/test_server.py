@@ -126,7 +126,9 @@ def end(srv: ServerUnderTest, peer: WirePeer) -> None:
 
 
 def serves_next(srv: ServerUnderTest, reqs: str) -> None:
-    """The server went back to waiting for a client: the next one is served."""
+    """The server went back to waiting for a client: the next one is served (once the last has
+    closed, as a client does after QUIT, and the server has let go of it: a drain is S-NEXT-2's)."""
+    srv.close_peers()
     try:
         peer = connected(srv, "Dana")
     except CaseFailure as exc:

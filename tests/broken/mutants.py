@@ -227,10 +227,6 @@ SERVER_MUTANTS = [
            "the last conversation's socket, in its W-7 drain after the operator's \\quit, still counts as a "
            "conversation: a client arriving during the drain gets BUSY (S-8, W-7)",
            {"S-NEXT-2"},
-           # A case that leaves the operator's QUIT unread (S-TEXT-4[you-closed]) ends with its
-           # socket closed, but the server may not have taken the close in when the next case
-           # (S-NEXT-1) connects: then that one is refused too.
-           flaky={"S-NEXT-1"},
            more=(("        else:\n            self.linger(peer.sock)\n        self.discard_typing()\n",
                   "        else:\n            self.linger(peer.sock)\n"
                   "            self.closing = peer.sock  # mutant: remembered as still open\n"
