@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Server time from start to its `Listening` line and to its first HELLO answered, and resident
 memory in a conversation, against a baseline measured in the same run: the server of another
-revision (default HEAD), started the same way, the two starts interleaved (ABBA). The floor,
-`python3 -c pass`, is measured beside them: the system interpreter's own start, which the
-server's start includes (it then re-executes itself under .venv, S-2).
+revision (default HEAD), started the same way, the two starts interleaved (ABBA). Both run under
+the system's python3 interpreter itself: where `python3` on PATH is a shim (pyenv's, a shell
+script that then executes the interpreter), the shim's own time is not the server's and is shown
+apart. The floor, `python3 -c pass` under that interpreter, is measured beside them: its own
+start, which the server's start includes (it re-executes itself under .venv once it needs
+construct, S-2, after it listens).
 
     .venv/bin/python bench/footprint.py [--starts 20] [--baseline REV]
 """
@@ -26,6 +29,9 @@ from chatwire import Hello, Message, Role  # noqa: E402
 from procs import Peer, Screen, conversation  # noqa: E402
 
 SERVER_FILES = ("chatserve.py", "chatwire.py", "venvboot.py")
+# The interpreter that `python3` on PATH runs (through a shim or not).
+PYTHON3 = subprocess.run(["python3", "-c", "import sys; print(sys.executable)"], capture_output=True, text=True,
+                         check=True).stdout.strip()
 
 
 def rss_kib(pid: int) -> int:
@@ -48,7 +54,7 @@ def start_times(server: Path) -> tuple[float, float]:
     """Seconds from spawn to the `Listening` line, and to the server's HELLO to a client that
     connects as soon as it has read that line."""
     start = time.perf_counter()
-    proc = subprocess.Popen(["python3", str(server), "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([PYTHON3, str(server), "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     listening = time.perf_counter() - start
     assert line.startswith("Listening on port "), line
@@ -62,16 +68,16 @@ def start_times(server: Path) -> tuple[float, float]:
     return listening, answered
 
 
-def floor_time() -> float:
+def floor_time(python3: str = PYTHON3) -> float:
     start = time.perf_counter()
-    subprocess.run(["python3", "-c", "pass"], check=True)
+    subprocess.run([python3, "-c", "pass"], check=True)
     return time.perf_counter() - start
 
 
 def floor_rss() -> int:
     """Resident memory of the system python3 doing nothing: what its own start (site, .pth
     files) takes, which a server running in that interpreter carries too."""
-    proc = subprocess.Popen(["python3", "-c", "import sys; print(flush=True); sys.stdin.read()"],
+    proc = subprocess.Popen([PYTHON3, "-c", "import sys; print(flush=True); sys.stdin.read()"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         proc.stdout.readline()  # its start is over
@@ -83,7 +89,7 @@ def floor_rss() -> int:
 
 def conversation_rss(server: Path) -> int:
     """The server's resident memory once a client is past its handshake and a message has come."""
-    srv = Screen(["python3", str(server), "0"], role="server")
+    srv = Screen([PYTHON3, str(server), "0"], role="server")
     try:
         port = int(srv.expect_re(r"Listening on port (\d+)\.\.\.\r\n").group(1))
         peer = Peer(socket.create_connection(("127.0.0.1", port)), Role.CLIENT)
@@ -113,15 +119,18 @@ def main() -> None:
         listening: dict[str, list[float]] = {name: [] for name in servers}
         answered: dict[str, list[float]] = {name: [] for name in servers}
         floor: list[float] = []
+        on_path: list[float] = []  # `python3 -c pass` as PATH finds it: the shim, if any, included
         for i in range(args.starts):
             for name in ("baseline", "this") if i % 2 == 0 else ("this", "baseline"):  # ABBA
                 until_listening, until_answered = start_times(servers[name])
                 listening[name].append(until_listening)
                 answered[name].append(until_answered)
             floor.append(floor_time())
+            on_path.append(floor_time("python3"))
         rss = {name: statistics.median(conversation_rss(path) for _ in range(3)) for name, path in servers.items()}
-        print(f"{args.starts} starts each, interleaved; baseline: {args.baseline}")
-        print(f"floor, python3 -c pass:              {median_ms(floor)}; resident memory "
+        print(f"{args.starts} starts each, interleaved; baseline: {args.baseline}; interpreter: {PYTHON3}")
+        print(f"python3 -c pass through PATH:         {median_ms(on_path)} (a shim's own time included)")
+        print(f"floor, the interpreter's -c pass:     {median_ms(floor)}; resident memory "
               f"{floor_rss() / 1024:.1f} MiB")
         for name in servers:
             print(f"{name:8} start to 'Listening':      {median_ms(listening[name])}")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from procs import CLIENT_BUILDS, MUTATION_SUMMARY, Client, Listener, Screen, Server
+from procs import CLIENT_BUILDS, MUTATION_SUMMARY, SYSTEM_PATH, VENV_BIN, Client, Listener, Screen, Server
+
+os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{SYSTEM_PATH}"  # python3 is .venv's (tests/procs.py says why)
 
 
 @pytest.fixture(params=sorted(CLIENT_BUILDS))

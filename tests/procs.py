@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,14 @@ from chatwire import NEED_DATA, Connection, Event, Role
 from conformance.programs import Program
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every other `python3` the tests start is .venv's, first on PATH as in an activated venv
+# (tests/conftest.py): the machine's may be a shim (pyenv's costs 0.1 s of CPU a start, and the
+# tests start python3 thousands of times). The machine's own is kept for the README's plain
+# `python3 chatserve.py`, which must re-execute itself under .venv (venvboot, S-2).
+VENV_BIN = Path(sys.executable).parent
+SYSTEM_PATH = os.pathsep.join(folder for folder in os.environ.get("PATH", "").split(os.pathsep)
+                              if folder and Path(folder).resolve() != VENV_BIN.resolve())
+SYSTEM_PYTHON3 = shutil.which("python3", path=SYSTEM_PATH) or "python3"
 TIMEOUT = 15  # seconds for any one expected thing; generous for sanitizer builds on a busy machine
 
 CLIENT_BUILDS = {"plain": ROOT / "chatclient", "asan": ROOT / "build" / "chatclient-asan"}
@@ -46,7 +56,7 @@ class Screen(Program):
 class Server(Screen):
     def __init__(self, *args: str) -> None:
         # The system python3: chatserve.py must re-execute itself under .venv (S-2).
-        super().__init__(["python3", str(ROOT / "chatserve.py"), "0", *args], role="server")
+        super().__init__([SYSTEM_PYTHON3, str(ROOT / "chatserve.py"), "0", *args], role="server")
         self.port = int(self.expect_re(r"Listening on port (\d+)\.\.\.\r\n").group(1))
 
     def expect_established(self) -> tuple[str, int]:

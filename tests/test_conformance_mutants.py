@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "broken"))
 import mutants
 import table
 
-from procs import MUTATION_SUMMARY
+from procs import MUTATION_SUMMARY, SYSTEM_PYTHON3
 
 README = Path(__file__).resolve().parent / "broken" / "README.md"
 
@@ -63,7 +63,7 @@ def test_server_copy_reexecutes_under_venv(tmp_path: Path) -> None:
     """The suite starts server mutants under .venv directly; started as the reference is, with the
     system python3, the copy must find the .venv beside it (a link) through venvboot."""
     mutants.build(mutants.SERVER_MUTANTS[0], tmp_path)
-    out = subprocess.run(["python3", str(tmp_path / "chatserve.py"), "--help"], capture_output=True, text=True,
+    out = subprocess.run([SYSTEM_PYTHON3, str(tmp_path / "chatserve.py"), "--help"], capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 0, out.stderr
     assert "usage: chatserve.py" in out.stdout
