@@ -102,10 +102,17 @@ class Server:
         """S-12: a signal during a terminal write that may never end (output stopped): stop here,
         the client told, rather than let Python retry the write."""
         if self.writing:
-            if self.talking():
-                with contextlib.suppress(OSError):
-                    self.conn.sock.send(frame(QUIT))  # type: ignore[union-attr]
-            os._exit(0)
+            self.quit_now()
+        # Not writing yet: the loop will see the wakeup byte, unless a write it is about to start
+        # (a line just read) blocks first; then this alarm ends it, the client told.
+        signal.signal(signal.SIGALRM, lambda *_: self.quit_now())
+        signal.alarm(2)
+
+    def quit_now(self) -> None:
+        if self.talking():
+            with contextlib.suppress(OSError):
+                self.conn.sock.send(frame(QUIT))  # type: ignore[union-attr]
+        os._exit(0)
 
     # -- output
     def out(self, text: str) -> None:
