@@ -54,6 +54,13 @@ def listener() -> Iterator[Listener]:
     lst.close()
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error: object) -> None:
+    """pytest-xdist: the mutation table's summary, from the worker that ran the mutants."""
+    if lines := getattr(node, "workeroutput", {}).get("mutation_summary"):
+        node.config.stash[MUTATION_SUMMARY] = lines
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     """The mutation table in brief, when the mutant runs were part of the session."""
     if lines := config.stash.get(MUTATION_SUMMARY, None):

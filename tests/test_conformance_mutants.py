@@ -28,6 +28,8 @@ README = Path(__file__).resolve().parent / "broken" / "README.md"
 def runs(request: pytest.FixtureRequest) -> dict[str, table.Run]:
     done = table.run_all()
     request.config.stash[MUTATION_SUMMARY] = summary(done)
+    if hasattr(request.config, "workeroutput"):  # a pytest-xdist worker: the controller prints it
+        request.config.workeroutput["mutation_summary"] = summary(done)
     return done
 
 
