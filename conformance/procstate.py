@@ -226,12 +226,15 @@ def sockets(pid: int) -> set[str]:
     return found
 
 
-LISTEN = "0A"  # a TCP state as /proc/net/tcp writes it (01 ESTABLISHED, 03 SYN_RECV, 08 CLOSE_WAIT, ...)
+# TCP states as /proc/net/tcp writes them (01 ESTABLISHED, 03 SYN_RECV, 08 CLOSE_WAIT, ...), and
+# TcpSocket.state whichever source it came from.
+LISTEN = "0A"
+TIME_WAIT = "06"
 
 
 @dataclass(frozen=True)
 class TcpSocket:
-    """A TCP socket of this network namespace, as /proc/net/tcp and tcp6 show it."""
+    """A TCP socket of this network namespace, as sock_diag or /proc/net/tcp and tcp6 show it."""
 
     state: str
     port: int  # its local port
@@ -249,7 +252,6 @@ def tcp_sockets() -> list[TcpSocket]:
     return [sock for sock in _proc_tables() if sock.state != TIME_WAIT]
 
 
-TIME_WAIT = "06"
 _DIAG_REQUEST = struct.Struct("=IHHII BBBBI 48x")  # nlmsghdr, inet_diag_req_v2 (its sockid all zero)
 _DIAG_MESSAGE = struct.Struct("=IHHII BBBB H46x IIIII")  # nlmsghdr, inet_diag_msg (sport, ..., inode)
 _NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY, _NLMSG_DONE, _NLMSG_ERROR = 4, 20, 3, 2

@@ -407,6 +407,8 @@ def listening(port: int, owner: int | None = None) -> bool:
     another run's server may have taken the port first), read from /proc without connecting to it
     (a probe connection would be a client to the server under test)."""
     mine = sockets(owner) if owner is not None else None
+    if mine is not None and not mine:
+        return False  # it holds no socket yet (still starting): nothing to ask the kernel about
     return any(sock.state == LISTEN and sock.port == port and (mine is None or sock.inode in mine)
                for sock in tcp_sockets())
 
